@@ -1,0 +1,248 @@
+"""Model artifacts: state dict → ONNX with preprocessing → offline-optimized ONNX, described by a manifest.
+
+Derive, don't trust: the ONNX files are always exported from the state dict, so every service serves the same
+weights, and the export is checked against the torch reference before the manifest is written. The manifest
+is written last; a folder without one is an unfinished export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from model_serving import __version__
+from model_serving.imagegen import synthetic_photo
+from model_serving.model import CLASSES
+from model_serving.model.default import (
+    CALIBRATION_IMAGES,
+    DEFAULT_SEED,
+    HEAD_LOGIT_STD,
+    build_default_model,
+)
+from model_serving.model.mobilenet import MobileNetV3Small
+from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, served_model
+from model_serving.model.preprocessing import preprocess
+
+MANIFEST_NAME = "manifest.json"
+# Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
+EXPORT_FORMAT = 1
+FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": "model.optimized.onnx"}
+EXPORT_TOLERANCE = 1e-4  # max |Δp| between the torch reference and the exported graph on a probe image
+
+Progress = Callable[[str], None]
+
+
+class ModelError(Exception):
+    """A state dict or artifact folder that cannot be used; the message says why and what to do."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_id(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in key order.
+
+    Not the file's hash: ``torch.save`` writes a fresh serialization id into every file.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}\0{data.dtype}\0{tuple(data.shape)}\0".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_state_dict_file(path: Path) -> MobileNetV3Small:
+    """A MobileNetV3-small with an 11-class head, from a torchvision-style state dict file."""
+    if not path.is_file():
+        raise ModelError(f"state dict not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise ModelError(f"{path} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
+    if not isinstance(state, Mapping):
+        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
+    model = MobileNetV3Small()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelError(f"{path} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
+    return model.eval()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the weights come from: the seeded default, or a state dict file."""
+
+    state_dict_path: Path | None = None
+    seed: int = DEFAULT_SEED
+
+    def describe(self) -> dict[str, Any]:
+        if self.state_dict_path is None:
+            return {
+                "kind": "default",
+                "seed": self.seed,
+                "calibration_images": CALIBRATION_IMAGES,
+                "head_logit_std": HEAD_LOGIT_STD,
+            }
+        return {
+            "kind": "state_dict",
+            "path": str(self.state_dict_path),
+            "sha256": sha256_file(self.state_dict_path),
+        }
+
+    def load(self) -> MobileNetV3Small:
+        if self.state_dict_path is None:
+            return build_default_model(self.seed)
+        return load_state_dict_file(self.state_dict_path)
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "model_serving": __version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+    }
+
+
+def _recipe(source: ModelSource) -> dict[str, Any]:
+    """Everything that decides the artifacts' content; equal recipes mean reusable artifacts."""
+    return {"export_format": EXPORT_FORMAT, "source": source.describe(), "versions": _versions(), "opset": OPSET}
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ModelError(f"no {MANIFEST_NAME} in {directory}: run `model-serving export --out {directory}`")
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelError(f"{path} is not valid JSON: {error}") from error
+    return manifest
+
+
+def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """Every file the manifest names exists and has the recorded sha256."""
+    for role, entry in manifest["files"].items():
+        path = directory / entry["path"]
+        if not path.is_file():
+            raise ModelError(f"{role} file missing: {path}")
+        if sha256_file(path) != entry["sha256"]:
+            raise ModelError(f"{role} file {path} does not match the sha256 in the manifest (corrupt or replaced)")
+
+
+def _reusable(directory: Path, recipe: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        manifest = read_manifest(directory)
+        if manifest.get("recipe") != recipe:
+            return None
+        verify_files(directory, manifest)
+    except (ModelError, KeyError, TypeError):
+        return None
+    return manifest
+
+
+def optimize_onnx(source: Path, target: Path) -> None:
+    """ORT_ENABLE_ALL offline; services then load ``target`` with optimization disabled.
+
+    The result can hold layout transforms for this CPU's instruction set (ORT warns about it), so artifacts
+    are made on the machine that runs the services; the manifest records the host.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(target)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+
+
+def _check_export(model: MobileNetV3Small, onnx_path: Path) -> float:
+    """max |Δp| between torch and the exported graph on a probe image; refuse a bad export."""
+    image = synthetic_photo(333, 250, seed=99)
+    with torch.inference_mode():
+        expected = torch.softmax(model(preprocess(image)), dim=1).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run([OUTPUT_NAME], {INPUT_NAME: image[None]})[0]
+    difference = float(np.abs(actual - expected).max())
+    if difference > EXPORT_TOLERANCE:
+        raise ModelError(f"exported graph differs from the torch reference by {difference:.2e} (> {EXPORT_TOLERANCE})")
+    return difference
+
+
+def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[str, Any]:
+    """Make (or reuse) the artifacts in ``out``; return the manifest."""
+    recipe = _recipe(source)
+    existing = _reusable(out, recipe)
+    if existing is not None:
+        progress(f"artifacts in {out} are up to date (model_id {existing['model_id'][:12]}); nothing to do")
+        return existing
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    progress(
+        "building the default model (seeded, calibrated)"
+        if source.state_dict_path is None
+        else "loading the state dict"
+    )
+    model = source.load()
+    state = model.state_dict()
+    paths = {role: out / name for role, name in FILES.items()}
+    torch.save(state, paths["state_dict"])
+
+    progress("exporting to ONNX with preprocessing inside")
+    onnx.save(served_model(model), paths["onnx"])
+    difference = _check_export(model, paths["onnx"])
+    progress("optimizing offline (ORT_ENABLE_ALL)")
+    optimize_onnx(paths["onnx"], paths["onnx_optimized"])
+
+    manifest = {
+        "schema_version": 1,
+        "model_id": model_id(state),
+        "architecture": "mobilenet_v3_small",
+        "classes": list(CLASSES),
+        "files": {role: {"path": path.name, "sha256": sha256_file(path)} for role, path in paths.items()},
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "uint8",
+            "shape": [1, "height", "width", 3],
+            "layout": "NHWC",
+            "color": "RGB",
+        },
+        "output": {"name": OUTPUT_NAME, "kind": "probabilities", "dtype": "float32", "shape": [1, len(CLASSES)]},
+        "opset": OPSET,
+        "seed": source.seed if source.state_dict_path is None else None,
+        "versions": recipe["versions"],
+        "export_check_max_abs_diff": difference,
+        "optimized_on": {"machine": platform.machine(), "processor": _cpu_model()},
+        "recipe": recipe,
+    }
+    partial = out / (MANIFEST_NAME + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial.replace(out / MANIFEST_NAME)
+    progress(f"wrote {out / MANIFEST_NAME} (model_id {manifest['model_id'][:12]})")
+    return manifest
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -1,0 +1,88 @@
+"""In-process checks of an artifact folder: torch reference vs the served ONNX graph on the corpus, and the
+per-request cost of each path on the benchmark payload (one thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model_serving.agreement import Agreement, compare, top_margins
+from model_serving.artifacts import load_state_dict_file, read_manifest, verify_files
+from model_serving.corpus import benchmark_payload_paths, corpus_paths
+from model_serving.inference import Classifier, OnnxClassifier, TorchClassifier
+from model_serving.model import CLASSES
+from model_serving.throughput import in_process_rate
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """A verified artifact folder: its manifest and file paths by role."""
+
+    directory: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, directory: Path) -> Artifacts:
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest)
+        return cls(directory, manifest)
+
+    def path(self, role: str) -> Path:
+        return self.directory / self.manifest["files"][role]["path"]
+
+    def torch_classifier(self, threads: int | None = None) -> TorchClassifier:
+        return TorchClassifier(load_state_dict_file(self.path("state_dict")), threads=threads)
+
+    def onnx_classifier(self, role: str = "onnx_optimized", threads: int | None = None) -> OnnxClassifier:
+        return OnnxClassifier(self.path(role), threads=threads)
+
+
+def corpus_probabilities(classifier: Classifier, paths: Sequence[Path]) -> np.ndarray:
+    return np.stack([classifier.probabilities(path.read_bytes()) for path in paths])
+
+
+@dataclass(frozen=True)
+class CorpusSpread:
+    """Is the model decisive and image-dependent on the corpus?"""
+
+    distinct_classes: int
+    median_margin: float
+
+    @classmethod
+    def of(cls, probabilities: np.ndarray) -> CorpusSpread:
+        return cls(len(set(probabilities.argmax(axis=1).tolist())), float(np.median(top_margins(probabilities))))
+
+
+def run_check(model_dir: Path, image_dir: Path, seconds: float, progress: Callable[[str], None]) -> int:
+    artifacts = Artifacts.open(model_dir)
+    paths = corpus_paths(image_dir, progress=progress)
+    names = [p.name for p in paths]
+    progress(f"running {len(paths)} corpus images through torch and ONNX Runtime")
+    reference = corpus_probabilities(artifacts.torch_classifier(), paths)
+    optimized = corpus_probabilities(artifacts.onnx_classifier(), paths)
+    agreement: Agreement = compare(names, reference, optimized)
+    spread = CorpusSpread.of(reference)
+    counts = np.bincount(reference.argmax(axis=1), minlength=len(CLASSES))
+    print(f"model_id {artifacts.manifest['model_id']}")
+    print(f"torch vs optimized ONNX: {agreement.explain()}")
+    print(
+        f"predicted classes: {spread.distinct_classes} distinct; median top-1/top-2 margin {spread.median_margin:.3f}"
+    )
+    print("  " + ", ".join(f"{c}={n}" for c, n in zip(CLASSES, counts, strict=True) if n))
+
+    jpeg, _ = benchmark_payload_paths(image_dir)
+    payload = jpeg.read_bytes()
+    for label, classifier in (
+        ("torch eager", artifacts.torch_classifier(threads=1)),
+        ("onnxruntime", artifacts.onnx_classifier(threads=1)),
+    ):
+        progress(f"timing {label} for {seconds:.0f} s on {jpeg.name}, one thread")
+        rate = in_process_rate(classifier, payload, min_seconds=seconds)
+        print(
+            f"in-process {label:12s}: {rate.ms_per_item:7.2f} ms/request "
+            f"({rate.per_second:6.1f}/s, n={rate.iterations})"
+        )
+    return 0 if agreement.ok else 1

@@ -1,0 +1,78 @@
+"""The ``model-serving`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from model_serving.paths import DEFAULT_MODEL_DIR, GENERATED_IMAGES_DIR
+
+
+def _progress(message: str) -> None:
+    print(f"[model-serving] {message}", file=sys.stderr, flush=True)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from model_serving.artifacts import ModelSource, export
+
+    source = ModelSource(state_dict_path=args.state_dict, seed=args.seed)
+    manifest = export(args.out, source, progress=_progress)
+    print(manifest["model_id"])
+    return 0
+
+
+def _images(args: argparse.Namespace) -> int:
+    from model_serving.corpus import benchmark_payload_paths, corpus_paths
+
+    paths = corpus_paths(args.dir, progress=_progress)
+    jpeg, body = benchmark_payload_paths(args.dir)
+    _progress(f"{len(paths)} corpus images in {args.dir / 'corpus'}")
+    _progress(
+        f"benchmark image {jpeg} ({jpeg.stat().st_size / 1000:.0f} KB), "
+        f"request body {body} ({body.stat().st_size / 1000:.0f} KB)"
+    )
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from model_serving.checks import run_check
+
+    return run_check(args.model, args.dir, args.seconds, progress=_progress)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-serving", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="state dict → ONNX with preprocessing → optimized ONNX + manifest")
+    export.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help="artifact folder (default: %(default)s)")
+    export.add_argument("--state-dict", type=Path, help="torchvision-style MobileNetV3-small state dict (11 classes)")
+    export.add_argument("--seed", type=int, default=1234, help="seed of the default model (default: %(default)s)")
+    export.set_defaults(run=_export)
+
+    images = commands.add_parser("images", help="generate the benchmark payload and the correctness corpus")
+    images.add_argument("--dir", type=Path, default=GENERATED_IMAGES_DIR, help="output folder (default: %(default)s)")
+    images.set_defaults(run=_images)
+
+    check = commands.add_parser("check", help="in-process agreement torch vs ONNX on the corpus, and timings")
+    check.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="artifact folder (default: %(default)s)")
+    check.add_argument("--dir", type=Path, default=GENERATED_IMAGES_DIR, help="image folder (default: %(default)s)")
+    check.add_argument("--seconds", type=float, default=5.0, help="timing duration per path (default: %(default)s)")
+    check.set_defaults(run=_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from model_serving.artifacts import ModelError
+
+    try:
+        return int(args.run(args))
+    except ModelError as error:
+        print(f"model-serving: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""The default model and its export: deterministic, decisive, and the same in torch and ONNX Runtime."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model_serving.agreement import compare
+from model_serving.artifacts import ModelSource, export, model_id
+from model_serving.checks import CorpusSpread, corpus_probabilities
+from model_serving.inference import OnnxClassifier
+from model_serving.model import CLASSES
+from model_serving.model.default import build_default_model
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def reference(default_artifacts, corpus):
+    return corpus_probabilities(default_artifacts.torch_classifier(), corpus)
+
+
+def test_default_model_is_deterministic(default_artifacts):
+    assert model_id(build_default_model().state_dict()) == default_artifacts.manifest["model_id"]
+
+
+def test_manifest_describes_the_artifacts(default_artifacts):
+    manifest = default_artifacts.manifest
+    assert manifest["classes"] == list(CLASSES)
+    assert set(manifest["files"]) == {"state_dict", "onnx", "onnx_optimized"}
+    assert manifest["input"]["dtype"] == "uint8"
+    assert manifest["input"]["shape"] == [1, "height", "width", 3]
+    assert manifest["output"]["kind"] == "probabilities"
+    assert manifest["opset"] >= 18
+    assert set(manifest["versions"]) >= {"torch", "onnx", "onnxruntime"}
+    assert manifest["seed"] is not None
+    assert model_id(default_artifacts.torch_classifier().model.state_dict()) == manifest["model_id"]
+
+
+def test_default_model_is_decisive_and_image_dependent(reference):
+    spread = CorpusSpread.of(reference)
+    print(f"distinct classes {spread.distinct_classes}, median margin {spread.median_margin:.3f}")
+    assert spread.distinct_classes >= 4
+    assert spread.median_margin >= 0.05
+
+
+def test_optimized_onnx_agrees_with_torch_reference(default_artifacts, corpus, reference):
+    names = [p.name for p in corpus]
+    optimized = corpus_probabilities(default_artifacts.onnx_classifier(), corpus)
+    result = compare(names, reference, optimized)
+    print(f"torch vs optimized ONNX: {result.explain()}")
+    assert result.ok, result.explain()
+
+
+def test_optimized_and_unoptimized_exports_agree(default_artifacts, corpus):
+    names = [p.name for p in corpus]
+    plain = corpus_probabilities(default_artifacts.onnx_classifier("onnx"), corpus)
+    optimized = corpus_probabilities(default_artifacts.onnx_classifier("onnx_optimized"), corpus)
+    result = compare(names, plain, optimized, tolerance=1e-5)
+    print(f"unoptimized vs optimized ONNX: {result.explain()}")
+    assert result.ok, result.explain()
+
+
+def test_second_export_reuses_the_artifacts(default_artifacts):
+    before = {p.name: p.stat().st_mtime_ns for p in default_artifacts.directory.iterdir()}
+    messages: list[str] = []
+    manifest = export(default_artifacts.directory, ModelSource(), progress=messages.append)
+    after = {p.name: p.stat().st_mtime_ns for p in default_artifacts.directory.iterdir()}
+    assert before == after
+    assert manifest == default_artifacts.manifest
+    assert any("up to date" in m for m in messages)
+
+
+def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
+    # A user's state dict (here: the default model's) derives the same model_id and the same ONNX outputs.
+    out = tmp_path / "user"
+    manifest = export(out, ModelSource(state_dict_path=default_artifacts.path("state_dict")), progress=lambda _: None)
+    assert manifest["model_id"] == default_artifacts.manifest["model_id"]
+    assert manifest["recipe"]["source"]["kind"] == "state_dict"
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    image = np.zeros((1, 300, 400, 3), dtype=np.uint8)
+    ours = OnnxClassifier(out / "model.optimized.onnx").session.run(None, {"image": image})[0]
+    theirs = default_artifacts.onnx_classifier().session.run(None, {"image": image})[0]
+    assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts):
+    out = tmp_path / "damaged"
+    source = ModelSource(state_dict_path=default_artifacts.path("state_dict"))
+    export(out, source, progress=lambda _: None)
+    (out / "model.onnx").write_bytes(b"garbage")
+    messages: list[str] = []
+    export(out, source, progress=messages.append)
+    assert not any("up to date" in m for m in messages)
+    assert (out / "model.onnx").stat().st_size > 1_000_000
