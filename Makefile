@@ -8,9 +8,12 @@ ifneq ($(wildcard $(SHARED_WHEELS)/*.whl),)
 export PIP_FIND_LINKS := $(SHARED_WHEELS)
 endif
 
-.PHONY: setup benchmark test lint format clean
+.PHONY: setup system benchmark test lint format clean
 
-setup: $(VENV)/.installed
+setup: system $(VENV)/.installed
+
+system:
+	@bash scripts/system-deps.sh
 
 $(VENV)/.installed: pyproject.toml
 	@echo "== setting up $(VENV) (Python deps, the harness in editable mode)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,16 @@ from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.paths import DEFAULT_MODEL_DIR
 
+PYTHON_SERVICES = ("torch-serving", "onnx-serving")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("model-serving")
+    group.addoption("--cpus", type=float, default=1.0, help="CPU limit of every service container (default: 1)")
+
 
 def _progress(message: str) -> None:
-    print(f"[model-serving] {message}")
+    print(f"[model-serving] {message}", flush=True)
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +40,40 @@ def corpus() -> list[Path]:
 @pytest.fixture(scope="session")
 def benchmark_jpeg() -> Path:
     return benchmark_payload_paths()[0]
+
+
+@pytest.fixture(scope="session")
+def benchmark_body() -> bytes:
+    return benchmark_payload_paths()[1].read_bytes()
+
+
+@pytest.fixture(scope="session")
+def cpus(request: pytest.FixtureRequest) -> float:
+    return float(request.config.getoption("--cpus"))
+
+
+@pytest.fixture(scope="session")
+def service_images(default_artifacts: Artifacts) -> Iterator[dict]:
+    """Every service image, built once per session (or reused when its content hash is unchanged)."""
+    from model_serving.docker.build import build_service_image
+    from model_serving.docker.containers import remove_leftovers
+
+    images = {name: build_service_image(name, default_artifacts.directory, _progress) for name in PYTHON_SERVICES}
+    yield images
+    # Belt and braces: every fixture removes its own container; this catches anything a crash left behind.
+    left = remove_leftovers()
+    if left:
+        _progress(f"removed leftover containers: {', '.join(left)}")
+
+
+@pytest.fixture(scope="session")
+def services(service_images: dict, cpus: float) -> Iterator[dict]:
+    """All services running side by side for the whole session; every container removed at the end."""
+    from model_serving.docker.containers import run_service
+
+    with ExitStack() as stack:
+        running = {}
+        for name, image in service_images.items():
+            running[name] = stack.enter_context(run_service(name, image.tag, cpus))
+            _progress(f"{name} healthy at {running[name].base_url} after {running[name].startup_s:.2f} s")
+        yield running

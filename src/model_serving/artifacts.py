@@ -7,7 +7,6 @@ is written last; a folder without one is an unfinished export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 from collections.abc import Callable, Mapping
@@ -29,60 +28,18 @@ from model_serving.model.default import (
     HEAD_LOGIT_STD,
     build_default_model,
 )
+from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, served_model
 from model_serving.model.preprocessing import preprocess
+from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sha256_file, verify_files
 
-MANIFEST_NAME = "manifest.json"
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
 EXPORT_FORMAT = 1
 FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": "model.optimized.onnx"}
 EXPORT_TOLERANCE = 1e-4  # max |Δp| between the torch reference and the exported graph on a probe image
 
 Progress = Callable[[str], None]
-
-
-class ModelError(Exception):
-    """A state dict or artifact folder that cannot be used; the message says why and what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def model_id(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over every tensor's name, dtype, shape and bytes, in key order.
-
-    Not the file's hash: ``torch.save`` writes a fresh serialization id into every file.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in state_dict.items():
-        data = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}\0{data.dtype}\0{tuple(data.shape)}\0".encode())
-        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def load_state_dict_file(path: Path) -> MobileNetV3Small:
-    """A MobileNetV3-small with an 11-class head, from a torchvision-style state dict file."""
-    if not path.is_file():
-        raise ModelError(f"state dict not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt file
-        raise ModelError(f"{path} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
-    if not isinstance(state, Mapping):
-        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
-    model = MobileNetV3Small()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ModelError(f"{path} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
-    return model.eval()
 
 
 @dataclass(frozen=True)
@@ -124,27 +81,6 @@ def _versions() -> dict[str, str]:
 def _recipe(source: ModelSource) -> dict[str, Any]:
     """Everything that decides the artifacts' content; equal recipes mean reusable artifacts."""
     return {"export_format": EXPORT_FORMAT, "source": source.describe(), "versions": _versions(), "opset": OPSET}
-
-
-def read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / MANIFEST_NAME
-    if not path.is_file():
-        raise ModelError(f"no {MANIFEST_NAME} in {directory}: run `model-serving export --out {directory}`")
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ModelError(f"{path} is not valid JSON: {error}") from error
-    return manifest
-
-
-def verify_files(directory: Path, manifest: Mapping[str, Any]) -> None:
-    """Every file the manifest names exists and has the recorded sha256."""
-    for role, entry in manifest["files"].items():
-        path = directory / entry["path"]
-        if not path.is_file():
-            raise ModelError(f"{role} file missing: {path}")
-        if sha256_file(path) != entry["sha256"]:
-            raise ModelError(f"{role} file {path} does not match the sha256 in the manifest (corrupt or replaced)")
 
 
 def _reusable(directory: Path, recipe: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from model_serving.agreement import Agreement, compare, top_margins
-from model_serving.artifacts import load_state_dict_file, read_manifest, verify_files
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
-from model_serving.inference import Classifier, OnnxClassifier, TorchClassifier
+from model_serving.inference import Classifier, DecodeAndPredict
 from model_serving.model import CLASSES
+from model_serving.model.loading import load_state_dict_file
 from model_serving.throughput import in_process_rate
+from onnx_serving.predictor import OnnxPredictor
+from serving_common.manifest import read_manifest, verify_files
+from torch_serving.predictor import TorchPredictor
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,13 @@ class Artifacts:
     def path(self, role: str) -> Path:
         return self.directory / self.manifest["files"][role]["path"]
 
-    def torch_classifier(self, threads: int | None = None) -> TorchClassifier:
-        return TorchClassifier(load_state_dict_file(self.path("state_dict")), threads=threads)
+    def torch_classifier(self, threads: int | None = None) -> DecodeAndPredict:
+        """The torch-serving path: the eager model on the state dict."""
+        return DecodeAndPredict(TorchPredictor(load_state_dict_file(self.path("state_dict")), threads=threads))
 
-    def onnx_classifier(self, role: str = "onnx_optimized", threads: int | None = None) -> OnnxClassifier:
-        return OnnxClassifier(self.path(role), threads=threads)
+    def onnx_classifier(self, role: str = "onnx_optimized", threads: int | None = None) -> DecodeAndPredict:
+        """The onnx-serving path: ONNX Runtime, no load-time optimization, on the optimized (or plain) graph."""
+        return DecodeAndPredict(OnnxPredictor(self.path(role), threads=threads))
 
 
 def corpus_probabilities(classifier: Classifier, paths: Sequence[Path]) -> np.ndarray:

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from model_serving.artifacts import ModelError
+    from serving_common.manifest import ModelError
 
     try:
         return int(args.run(args))

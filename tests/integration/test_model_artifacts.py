@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from model_serving.agreement import compare
-from model_serving.artifacts import ModelSource, export, model_id
+from model_serving.artifacts import ModelSource, export
 from model_serving.checks import CorpusSpread, corpus_probabilities
-from model_serving.inference import OnnxClassifier
 from model_serving.model import CLASSES
 from model_serving.model.default import build_default_model
+from model_serving.model.loading import model_id
+from onnx_serving.predictor import OnnxPredictor
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def test_manifest_describes_the_artifacts(default_artifacts):
     assert manifest["opset"] >= 18
     assert set(manifest["versions"]) >= {"torch", "onnx", "onnxruntime"}
     assert manifest["seed"] is not None
-    assert model_id(default_artifacts.torch_classifier().model.state_dict()) == manifest["model_id"]
+    assert model_id(default_artifacts.torch_classifier().predictor.model.state_dict()) == manifest["model_id"]
 
 
 def test_default_model_is_decisive_and_image_dependent(reference):
@@ -79,8 +80,8 @@ def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
     assert manifest["recipe"]["source"]["kind"] == "state_dict"
     assert json.loads((out / "manifest.json").read_text()) == manifest
     image = np.zeros((1, 300, 400, 3), dtype=np.uint8)
-    ours = OnnxClassifier(out / "model.optimized.onnx").session.run(None, {"image": image})[0]
-    theirs = default_artifacts.onnx_classifier().session.run(None, {"image": image})[0]
+    ours = OnnxPredictor(out / "model.optimized.onnx").session.run(None, {"image": image})[0]
+    theirs = OnnxPredictor(default_artifacts.path("onnx_optimized")).session.run(None, {"image": image})[0]
     assert np.abs(ours - theirs).max() < 1e-6
 
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from model_serving.artifacts import ModelError, load_state_dict_file, model_id, read_manifest, verify_files
+from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
+from serving_common.manifest import ModelError, read_manifest, verify_files
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from model_serving.corpus import CORPUS, benchmark_jpeg, request_body
-from model_serving.decoding import decode_rgb
 from model_serving.imagegen import synthetic_photo
+from serving_common.decoding import decode_rgb
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Debian packages the suite needs on the host; installs only what is missing (needs root or sudo).
+set -euo pipefail
+declare -A needed=(
+  [mmdebstrap]=mmdebstrap   # builds the local Debian base image when no registry is reachable
+  [make]=make
+)
+missing=()
+for command in "${!needed[@]}"; do
+  command -v "$command" >/dev/null 2>&1 || missing+=("${needed[$command]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "== installing Debian packages: ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null

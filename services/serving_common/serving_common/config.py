@@ -1,0 +1,79 @@
+"""Service configuration from environment variables, with defaults derived from the container's CPU limit."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+def cpu_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
+    """CPUs this process may use: the cgroup quota (v2 ``cpu.max`` or v1 CFS files), capped by affinity."""
+    available = float(len(os.sched_getaffinity(0)))
+    quota = _cgroup_quota(cgroup_root)
+    return min(available, quota) if quota else available
+
+
+def _cgroup_quota(root: Path) -> float | None:
+    try:
+        fields = (root / "cpu.max").read_text().split()
+        if fields and fields[0] != "max":
+            return int(fields[0]) / int(fields[1])
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    for folder in ("cpu", "cpu,cpuacct"):
+        try:
+            quota = int((root / folder / "cpu.cfs_quota_us").read_text())
+            period = int((root / folder / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return quota / period if quota > 0 and period > 0 else None
+    return None
+
+
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from error
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service reads from its environment; logged once at start."""
+
+    model_dir: Path
+    port: int
+    workers: int
+    threads: int
+    cpu_limit: float
+    max_body_bytes: int
+    max_pixels: int
+
+    @classmethod
+    def from_env(cls, default_port: int) -> Settings:
+        cpus = cpu_limit()
+        # One worker per whole CPU, one inference thread each: no oversubscription under the limit.
+        workers = _int_env("WORKERS", max(1, math.floor(cpus)))
+        threads = _int_env("THREADS", max(1, math.floor(cpus / workers)))
+        return cls(
+            model_dir=Path(os.environ.get("MODEL_DIR", "/opt/model")),
+            port=_int_env("PORT", default_port),
+            workers=workers,
+            threads=threads,
+            cpu_limit=round(cpus, 3),
+            max_body_bytes=_int_env("MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_pixels=_int_env("MAX_PIXELS", 50_000_000),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}

@@ -1,0 +1,1 @@
+"""torch-serving: PyTorch eager behind FastAPI (port 8081)."""

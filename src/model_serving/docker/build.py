@@ -1,0 +1,236 @@
+"""Service images: assemble a build context from what is on this machine, tag it by a hash of its content, and
+build only when that tag is not there yet.
+
+The context holds everything that goes into the image: ``Dockerfile``, ``requirements.txt``, ``wheels/`` (the
+cached wheel set), ``app/`` (the Python packages) and ``model/`` (the manifest and the files the service
+reads). The tag ``model-serving/<service>:<12 hex>`` hashes the context's file names and bytes plus the base
+image id, so an unchanged service is found by tag and not rebuilt; ``:latest`` follows the newest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.models.images import Image
+
+import model_serving
+from model_serving.docker.base import ensure_base_image
+from model_serving.docker.engine import client
+from model_serving.docker.wheels import cache_dir, ensure_wheels
+from model_serving.paths import DEFAULT_MODEL_DIR
+from serving_common.manifest import read_manifest, verify_files
+
+Progress = Callable[[str], None]
+
+REPOSITORY_PREFIX = "model-serving"
+MODEL_ID_LABEL = "org.model-serving.model-id"
+CONTENT_HASH_LABEL = "org.model-serving.content-hash"
+# src/model_serving/docker/build.py → the repository holding services/.
+REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+SERVICES_DIR = REPOSITORY_ROOT / "services"
+HARNESS_PACKAGE = Path(model_serving.__file__).resolve().parent
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+_LOG_TAIL = 40
+
+
+class ImageBuildError(Exception):
+    """An image could not be built; the message carries the end of the build log."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    directory: Path  # holds Dockerfile and requirements.txt
+    packages: tuple[Path, ...]  # copied to /app/<package name>
+    model_roles: tuple[str, ...]  # manifest["files"] roles the service reads
+    port: int
+    harness_files: tuple[str, ...] = ()  # files of the model_serving package copied to /app/model_serving
+
+
+SERVICES: dict[str, ServiceSpec] = {
+    "torch-serving": ServiceSpec(
+        name="torch-serving",
+        directory=SERVICES_DIR / "torch_serving",
+        packages=(
+            SERVICES_DIR / "torch_serving" / "torch_serving",
+            SERVICES_DIR / "serving_common" / "serving_common",
+        ),
+        # The torch service imports the model definition, loading and the preprocessing reference from the
+        # harness; only those files go in, so other harness changes do not rebuild the image.
+        harness_files=(
+            "__init__.py",
+            "model/__init__.py",
+            "model/mobilenet.py",
+            "model/preprocessing.py",
+            "model/loading.py",
+        ),
+        model_roles=("state_dict",),
+        port=8081,
+    ),
+    "onnx-serving": ServiceSpec(
+        name="onnx-serving",
+        directory=SERVICES_DIR / "onnx_serving",
+        packages=(
+            SERVICES_DIR / "onnx_serving" / "onnx_serving",
+            SERVICES_DIR / "serving_common" / "serving_common",
+        ),
+        model_roles=("onnx_optimized",),
+        port=8080,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    service: str
+    tag: str
+    image_id: str
+    size_mb: float
+    built: bool  # False when an image with this content hash already existed
+
+
+def build_service_image(
+    service: str,
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    progress: Progress = print,
+    base_image: str | None = None,
+) -> BuiltImage:
+    """The image of ``service`` for the artifacts in ``model_dir``, built unless its content hash is tagged.
+
+    ``base_image`` defaults to :func:`ensure_base_image`'s choice; pass it to decide once for several builds.
+    """
+    spec = SERVICES.get(service)
+    if spec is None:
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+    engine = client()
+    base = base_image or ensure_base_image(progress, engine)
+    base_id = engine.images.get(base).id
+    wheels = ensure_wheels(spec.directory / "requirements.txt", progress)
+    repository = f"{REPOSITORY_PREFIX}/{spec.name}"
+    # Inside the cache folder, so that wheels are hard-linked rather than copied (same file system).
+    staging = cache_dir() / "contexts"
+    staging.mkdir(parents=True, exist_ok=True)
+    context = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=staging))
+    try:
+        model_id = assemble_context(spec, model_dir, wheels, context)
+        digest = content_hash(context, base_id)
+        tag = f"{repository}:{digest[:12]}"
+        existing = _existing(engine, tag)
+        if existing is None:
+            # Each label is a build step (seconds each on this engine): the repository already names the service.
+            labels = {MODEL_ID_LABEL: model_id, CONTENT_HASH_LABEL: digest}
+            image, built = _build(engine, context, tag, {"BASE_IMAGE": base}, labels, spec.name, progress), True
+        else:
+            image, built = existing, False
+            progress(f"{spec.name}: {tag} is up to date (content unchanged); not rebuilding")
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    image.tag(repository, "latest")
+    return BuiltImage(spec.name, tag, image.id, round(image.attrs["Size"] / 1e6, 1), built)
+
+
+def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path) -> str:
+    """Fill the empty folder ``context`` for ``spec``; return the model_id of the artifacts baked in."""
+    manifest = read_manifest(model_dir)
+    verify_files(model_dir, manifest)  # never bake a corrupt or replaced file into an image
+    shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
+    shutil.copy2(spec.directory / "requirements.txt", context / "requirements.txt")
+    (context / "wheels").mkdir()
+    for wheel in sorted(wheels.glob("*.whl")):
+        _link_or_copy(wheel, context / "wheels" / wheel.name)
+    (context / "app").mkdir()
+    for package in spec.packages:
+        if not (package / "__init__.py").is_file():
+            raise ImageBuildError(f"{spec.name}: package {package} is missing (no __init__.py)")
+        shutil.copytree(package, context / "app" / package.name, ignore=_IGNORED)
+    for relative in spec.harness_files:
+        target = context / "app" / HARNESS_PACKAGE.name / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(HARNESS_PACKAGE / relative, target)
+    (context / "model").mkdir()
+    shutil.copy2(model_dir / "manifest.json", context / "model" / "manifest.json")
+    for role in spec.model_roles:
+        name = manifest["files"][role]["path"]
+        shutil.copy2(model_dir / name, context / "model" / name)
+    return str(manifest["model_id"])
+
+
+def content_hash(context: Path, base_image_id: str) -> str:
+    """sha256 over every file's relative path and bytes (in path order) and the base image id.
+
+    Not over modes or times: a fresh clone or a re-download with equal bytes gives the same hash.
+    """
+    digest = hashlib.sha256(f"base\0{base_image_id}\0".encode())
+    for path in _files(context):
+        digest.update(f"file\0{path.relative_to(context).as_posix()}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for directory, subdirectories, names in os.walk(folder):
+        subdirectories.sort()
+        for name in sorted(names):
+            yield Path(directory) / name
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system, or links not allowed: a copy is only slower
+        shutil.copy2(source, target)
+
+
+def _existing(engine: docker.DockerClient, tag: str) -> Image | None:
+    try:
+        return engine.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _build(
+    engine: docker.DockerClient,
+    context: Path,
+    tag: str,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+    service: str,
+    progress: Progress,
+) -> Image:
+    progress(f"{service}: building {tag} on {buildargs['BASE_IMAGE']}")
+    started = time.monotonic()
+    log: deque[str] = deque(maxlen=_LOG_TAIL)
+    try:
+        stream = engine.api.build(
+            path=str(context), tag=tag, buildargs=buildargs, labels=labels, rm=True, forcerm=True, decode=True
+        )
+        for chunk in stream:
+            for line in str(chunk.get("stream", "")).splitlines():
+                log.append(line)
+                if line.startswith("Step "):
+                    progress(f"{service}: [{time.monotonic() - started:5.0f} s] {line[:110]}")
+            if "error" in chunk:
+                raise ImageBuildError(_failure(service, str(chunk["error"]).strip(), log))
+    except docker.errors.APIError as error:
+        raise ImageBuildError(_failure(service, str(error), log)) from error
+    image = _existing(engine, tag)
+    if image is None:
+        raise ImageBuildError(_failure(service, "the build ended without tagging the image", log))
+    progress(f"{service}: built {tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+    return image
+
+
+def _failure(service: str, reason: str, log: deque[str]) -> str:
+    tail = "\n".join(f"  | {line}" for line in log)
+    return f"building the {service} image failed: {reason}\nlast lines of the build log:\n{tail}"

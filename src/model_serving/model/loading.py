@@ -1,0 +1,44 @@
+"""Loading weights and naming them: needs only torch, so the torch-serving image can use it too."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from model_serving.model import CLASSES
+from model_serving.model.mobilenet import MobileNetV3Small
+from serving_common.manifest import ModelError
+
+
+def model_id(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in key order.
+
+    Not the file's hash: ``torch.save`` writes a fresh serialization id into every file.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in state_dict.items():
+        data = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}\0{data.dtype}\0{tuple(data.shape)}\0".encode())
+        digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_state_dict_file(path: Path) -> MobileNetV3Small:
+    """A MobileNetV3-small with an 11-class head, in eval mode, from a torchvision-style state dict file."""
+    if not path.is_file():
+        raise ModelError(f"state dict not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a corrupt file
+        raise ModelError(f"{path} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
+    if not isinstance(state, Mapping):
+        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
+    model = MobileNetV3Small()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelError(f"{path} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
+    return model.eval()

@@ -1,0 +1,42 @@
+"""Containers are removed whatever happens, and a service that cannot start says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_serving.docker.containers import ServiceStartError, run_service
+from model_serving.docker.engine import client
+
+pytestmark = pytest.mark.integration
+
+
+def _exists(container_id: str) -> bool:
+    return any(c.id == container_id for c in client().containers.list(all=True))
+
+
+def test_container_is_removed_when_the_test_body_fails(service_images, cpus):
+    image = service_images["onnx-serving"]
+    seen: list[str] = []
+
+    def failing_test_body() -> None:
+        with run_service("onnx-serving", image.tag, cpus) as service:
+            seen.append(service.container_id)
+            assert _exists(service.container_id)
+            raise RuntimeError("deliberate failure inside a test")
+
+    with pytest.raises(RuntimeError, match="deliberate"):
+        failing_test_body()
+    assert seen
+    assert not _exists(seen[0])
+
+
+def test_missing_model_fails_fast_with_the_logs(service_images, cpus):
+    image = service_images["onnx-serving"]
+    before = {c.id for c in client().containers.list(all=True)}
+    with (
+        pytest.raises(ServiceStartError, match="cannot start") as caught,
+        run_service("onnx-serving", image.tag, cpus, env={"MODEL_DIR": "/nowhere"}, timeout_s=30),
+    ):
+        pass
+    assert "no manifest.json in /nowhere" in str(caught.value)
+    assert {c.id for c in client().containers.list(all=True)} == before

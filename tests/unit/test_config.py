@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from serving_common.config import Settings, cpu_limit
+
+pytestmark = pytest.mark.unit
+
+
+def _write(root: Path, name: str, text: str) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_quota(tmp_path):
+    _write(tmp_path, "cpu.max", "150000 100000\n")
+    assert cpu_limit(tmp_path) == pytest.approx(min(1.5, cpu_limit(tmp_path / "none")))
+
+
+def test_cgroup_v1_quota(tmp_path):
+    _write(tmp_path, "cpu/cpu.cfs_quota_us", "50000\n")
+    _write(tmp_path, "cpu/cpu.cfs_period_us", "100000\n")
+    assert cpu_limit(tmp_path) == pytest.approx(0.5)
+
+
+def test_no_quota_means_the_cpus_we_may_run_on(tmp_path):
+    _write(tmp_path, "cpu.max", "max 100000\n")
+    assert cpu_limit(tmp_path) >= 1
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("WORKERS", "3")
+    monkeypatch.setenv("THREADS", "2")
+    monkeypatch.setenv("MODEL_DIR", "/m")
+    settings = Settings.from_env(default_port=8080)
+    assert (settings.workers, settings.threads, settings.port, settings.model_dir) == (3, 2, 8080, Path("/m"))
+    assert settings.describe()["model_dir"] == "/m"
+
+
+@pytest.mark.parametrize("value", ["zero", "0", "-1"])
+def test_bad_worker_count_is_a_clear_error(monkeypatch, value):
+    monkeypatch.setenv("WORKERS", value)
+    with pytest.raises(ValueError, match="WORKERS"):
+        Settings.from_env(default_port=8080)
