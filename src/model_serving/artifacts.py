@@ -30,12 +30,12 @@ from model_serving.model.default import (
 )
 from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, served_model
+from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, canonicalize_names, served_model
 from model_serving.model.preprocessing import preprocess
 from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sha256_file, verify_files
 
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": "model.optimized.onnx"}
 EXPORT_TOLERANCE = 1e-4  # max |Δp| between the torch reference and the exported graph on a probe image
 
@@ -105,6 +105,7 @@ def optimize_onnx(source: Path, target: Path) -> None:
     options.optimized_model_filepath = str(target)
     options.log_severity_level = 3
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    onnx.save(canonicalize_names(onnx.load(str(target))), str(target))
 
 
 def _check_export(model: MobileNetV3Small, onnx_path: Path) -> float:

@@ -78,6 +78,9 @@ def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
     manifest = export(out, ModelSource(state_dict_path=default_artifacts.path("state_dict")), progress=lambda _: None)
     assert manifest["model_id"] == default_artifacts.manifest["model_id"]
     assert manifest["recipe"]["source"]["kind"] == "state_dict"
+    # Same weights, same bytes: exports are reproducible, so image tags are too.
+    for role in ("state_dict", "onnx", "onnx_optimized"):
+        assert manifest["files"][role]["sha256"] == default_artifacts.manifest["files"][role]["sha256"], role
     assert json.loads((out / "manifest.json").read_text()) == manifest
     image = np.zeros((1, 300, 400, 3), dtype=np.uint8)
     ours = OnnxPredictor(out / "model.optimized.onnx").session.run(None, {"image": image})[0]

@@ -135,5 +135,43 @@ def served_model(model: MobileNetV3Small) -> onnx.ModelProto:
             output.name = OUTPUT_NAME
     for node in joined.graph.node:
         node.output[:] = [OUTPUT_NAME if name == f"net_{OUTPUT_NAME}" else name for name in node.output]
+    _strip_provenance(joined)
     onnx.checker.check_model(joined, full_check=True)
     return joined
+
+
+def _strip_provenance(model: onnx.ModelProto) -> None:
+    """Drop the exporter's stack traces and doc strings: they hold source paths (so the same weights exported
+    from two clones gave different bytes, and different image tags) and serve no one at inference."""
+    model.doc_string = ""
+    del model.metadata_props[:]
+    model.graph.doc_string = ""
+    for node in model.graph.node:
+        node.doc_string = ""
+        del node.metadata_props[:]
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        value.doc_string = ""
+        del value.metadata_props[:]
+
+
+def canonicalize_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Rename nodes and intermediate values by position.
+
+    ONNX Runtime's layout transforms name what they add from counters that differ between runs, so two
+    optimizations of the same graph gave different bytes (and different image tags). Inputs, outputs and
+    initializers keep their names.
+    """
+    graph = model.graph
+    kept = {v.name for v in (*graph.input, *graph.output)} | {t.name for t in graph.initializer} | {""}
+    renamed: dict[str, str] = {}
+    for index, node in enumerate(graph.node):
+        node.name = f"node_{index}"
+        for name in node.output:
+            if name not in kept and name not in renamed:
+                renamed[name] = f"value_{len(renamed)}"
+    for node in graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    for value in graph.value_info:
+        value.name = renamed.get(value.name, value.name)
+    return model
