@@ -8,6 +8,11 @@ ifneq ($(wildcard $(SHARED_WHEELS)/*.whl),)
 export PIP_FIND_LINKS := $(SHARED_WHEELS)
 endif
 
+# cargo's target folder is shared with the harness's image builds and survives fresh clones.
+CACHE_DIR ?= $(or $(MODEL_SERVING_CACHE_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/model-serving,$(HOME)/.cache/model-serving))
+export CARGO_TARGET_DIR ?= $(CACHE_DIR)/cargo-target
+CARGO := cd rust_onnx_serving && cargo
+
 .PHONY: setup system benchmark test lint format clean
 
 setup: system $(VENV)/.installed
@@ -27,15 +32,19 @@ benchmark: setup
 	$(BIN)/model-serving check
 
 test: setup
+	$(CARGO) test --locked
 	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(CARGO) fmt
 
 clean:
 	rm -rf artifacts images/generated reports .benchmarks

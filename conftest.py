@@ -13,7 +13,7 @@ from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.paths import DEFAULT_MODEL_DIR
 
-PYTHON_SERVICES = ("torch-serving", "onnx-serving")
+SERVICE_NAMES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -58,7 +58,7 @@ def service_images(default_artifacts: Artifacts) -> Iterator[dict]:
     from model_serving.docker.build import build_service_image
     from model_serving.docker.containers import remove_leftovers
 
-    images = {name: build_service_image(name, default_artifacts.directory, _progress) for name in PYTHON_SERVICES}
+    images = {name: build_service_image(name, default_artifacts.directory, _progress) for name in SERVICE_NAMES}
     yield images
     # Belt and braces: every fixture removes its own container; this catches anything a crash left behind.
     left = remove_leftovers()

@@ -4,6 +4,9 @@ set -euo pipefail
 declare -A needed=(
   [mmdebstrap]=mmdebstrap   # builds the local Debian base image when no registry is reachable
   [make]=make
+  [cmake]=cmake             # rust-onnx-serving builds libjpeg-turbo and zlib from source, statically
+  [nasm]=nasm               # libjpeg-turbo's SIMD code
+  [ab]=apache2-utils        # ApacheBench, the load generator of the benchmark
 )
 missing=()
 for command in "${!needed[@]}"; do

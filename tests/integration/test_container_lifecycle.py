@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SERVICE_NAMES
 
 from model_serving.docker.containers import ServiceStartError, run_service
 from model_serving.docker.engine import client
@@ -14,12 +15,13 @@ def _exists(container_id: str) -> bool:
     return any(c.id == container_id for c in client().containers.list(all=True))
 
 
-def test_container_is_removed_when_the_test_body_fails(service_images, cpus):
-    image = service_images["onnx-serving"]
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_container_is_removed_when_the_test_body_fails(service_images, cpus, name):
+    image = service_images[name]
     seen: list[str] = []
 
     def failing_test_body() -> None:
-        with run_service("onnx-serving", image.tag, cpus) as service:
+        with run_service(name, image.tag, cpus) as service:
             seen.append(service.container_id)
             assert _exists(service.container_id)
             raise RuntimeError("deliberate failure inside a test")
@@ -30,12 +32,13 @@ def test_container_is_removed_when_the_test_body_fails(service_images, cpus):
     assert not _exists(seen[0])
 
 
-def test_missing_model_fails_fast_with_the_logs(service_images, cpus):
-    image = service_images["onnx-serving"]
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_missing_model_fails_fast_with_the_logs(service_images, cpus, name):
+    image = service_images[name]
     before = {c.id for c in client().containers.list(all=True)}
     with (
         pytest.raises(ServiceStartError, match="cannot start") as caught,
-        run_service("onnx-serving", image.tag, cpus, env={"MODEL_DIR": "/nowhere"}, timeout_s=30),
+        run_service(name, image.tag, cpus, env={"MODEL_DIR": "/nowhere"}, timeout_s=30),
     ):
         pass
     assert "no manifest.json in /nowhere" in str(caught.value)

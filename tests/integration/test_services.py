@@ -10,7 +10,7 @@ from itertools import combinations
 import httpx
 import numpy as np
 import pytest
-from conftest import PYTHON_SERVICES
+from conftest import SERVICE_NAMES
 
 from model_serving.agreement import compare
 from model_serving.checks import corpus_probabilities
@@ -30,7 +30,7 @@ def _predict(base_url: str, image: bytes, client: httpx.Client) -> np.ndarray:
     return np.array(payload["probabilities"], dtype=np.float64)
 
 
-@pytest.mark.parametrize("name", PYTHON_SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_health_reports_model_and_configuration(services, name, default_artifacts, cpus):
     body = httpx.get(services[name].base_url + "/", timeout=10).json()
     assert body["status"] == "healthy"
@@ -40,7 +40,7 @@ def test_health_reports_model_and_configuration(services, name, default_artifact
     assert body["workers"] * body["threads"] <= max(1, int(cpus))
 
 
-@pytest.mark.parametrize("name", PYTHON_SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_prediction_on_the_benchmark_payload(services, name, benchmark_body, benchmark_jpeg, default_artifacts):
     response = httpx.post(services[name].base_url + "/predict/", content=benchmark_body, headers=_JSON, timeout=60)
     assert response.status_code == 200
@@ -69,7 +69,7 @@ def test_services_agree_with_each_other_and_the_reference(services, corpus, defa
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("name", PYTHON_SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_50_concurrent_requests_all_succeed(services, name, benchmark_body):
     url = services[name].base_url + "/predict/"
     with httpx.Client(limits=httpx.Limits(max_connections=50)) as client:

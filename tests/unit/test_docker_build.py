@@ -200,7 +200,7 @@ def test_context_holds_exactly_what_goes_in(tmp_path, spec, model_dir, wheel_dir
 
 
 def test_context_refuses_a_corrupt_model(tmp_path, spec, model_dir, wheel_dir):
-    (model_dir / "state_dict.pt").write_bytes(b"replaced")
+    (model_dir / "model.optimized.onnx").write_bytes(b"replaced")
     context = tmp_path / "context"
     context.mkdir()
     with pytest.raises(ModelError, match="sha256"):
@@ -292,7 +292,15 @@ def test_unknown_service():
 # --- the Dockerfiles keep the contract ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", sorted(build.SERVICES))
+def test_a_corrupt_file_the_service_does_not_read_is_left_out(tmp_path, spec, model_dir, wheel_dir):
+    (model_dir / "state_dict.pt").write_bytes(b"replaced")
+    context = tmp_path / "context"
+    context.mkdir()
+    build.assemble_context(spec, model_dir, wheel_dir, context)
+    assert sorted(p.name for p in (context / "model").iterdir()) == ["manifest.json", "model.optimized.onnx"]
+
+
+@pytest.mark.parametrize("service", sorted(name for name, spec in build.SERVICES.items() if spec.kind == "python"))
 def test_dockerfile_contract(service):
     spec = build.SERVICES[service]
     lines = [line for line in (spec.directory / "Dockerfile").read_text().splitlines() if not line.startswith("#")]
@@ -494,3 +502,15 @@ def test_recipe_decides_the_local_tag():
     command = base.mmdebstrap_command(Path("out.tar"))
     assert command[-2:] == ["bookworm", "out.tar"]
     assert any(argument.startswith("--include=") and "python3-venv" in argument for argument in command)
+
+
+def test_rust_dockerfile_contract():
+    spec = build.SERVICES["rust-onnx-serving"]
+    text = (spec.directory / "Dockerfile").read_text()
+    instructions = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
+    assert instructions[0] == "FROM scratch"  # nothing to pull, nothing but what the context holds
+    assert "USER 10001" in instructions
+    assert f"EXPOSE {spec.port}" in instructions
+    assert any(line.startswith("HEALTHCHECK") and "--healthcheck" in line for line in instructions)
+    for buildkit_only in ("--mount", "<<"):
+        assert buildkit_only not in text

@@ -25,6 +25,7 @@ from docker.models.images import Image
 import model_serving
 from model_serving.docker.base import ensure_base_image
 from model_serving.docker.engine import client
+from model_serving.docker.rust_context import BINARY_NAME, copy_runtime_libraries, extract_ort_library, release_binary
 from model_serving.docker.wheels import cache_dir, ensure_wheels
 from model_serving.paths import DEFAULT_MODEL_DIR
 from serving_common.manifest import read_manifest, verify_files
@@ -54,6 +55,7 @@ class ServiceSpec:
     model_roles: tuple[str, ...]  # manifest["files"] roles the service reads
     port: int
     harness_files: tuple[str, ...] = ()  # files of the model_serving package copied to /app/model_serving
+    kind: str = "python"  # "python": wheels + packages on a Python base; "rust": a binary on scratch
 
 
 SERVICES: dict[str, ServiceSpec] = {
@@ -86,7 +88,17 @@ SERVICES: dict[str, ServiceSpec] = {
         model_roles=("onnx_optimized",),
         port=8080,
     ),
+    "rust-onnx-serving": ServiceSpec(
+        name="rust-onnx-serving",
+        directory=REPOSITORY_ROOT / "rust_onnx_serving",
+        packages=(),
+        model_roles=("onnx_optimized",),
+        port=8082,
+        kind="rust",
+    ),
 }
+# The ONNX Runtime build both ONNX services run: onnx-serving's wheel set holds it.
+ORT_WHEEL_SOURCE = "onnx-serving"
 
 
 @dataclass(frozen=True)
@@ -112,23 +124,30 @@ def build_service_image(
     if spec is None:
         raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
     engine = client()
-    base = base_image or ensure_base_image(progress, engine)
-    base_id = engine.images.get(base).id
-    wheels = ensure_wheels(spec.directory / "requirements.txt", progress)
+    if spec.kind == "python":
+        base = base_image or ensure_base_image(progress, engine)
+        base_id, buildargs = engine.images.get(base).id, {"BASE_IMAGE": base}
+        wheels = ensure_wheels(spec.directory / "requirements.txt", progress)
+    else:
+        base_id, buildargs = "scratch", {}
+        wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt", progress)
     repository = f"{REPOSITORY_PREFIX}/{spec.name}"
     # Inside the cache folder, so that wheels are hard-linked rather than copied (same file system).
     staging = cache_dir() / "contexts"
     staging.mkdir(parents=True, exist_ok=True)
     context = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=staging))
     try:
-        model_id = assemble_context(spec, model_dir, wheels, context)
+        if spec.kind == "python":
+            model_id = assemble_context(spec, model_dir, wheels, context)
+        else:
+            model_id = assemble_rust_context(spec, model_dir, wheels, context, progress)
         digest = content_hash(context, base_id)
         tag = f"{repository}:{digest[:12]}"
         existing = _existing(engine, tag)
         if existing is None:
             # Each label is a build step (seconds each on this engine): the repository already names the service.
             labels = {MODEL_ID_LABEL: model_id, CONTENT_HASH_LABEL: digest}
-            image, built = _build(engine, context, tag, {"BASE_IMAGE": base}, labels, spec.name, progress), True
+            image, built = _build(engine, context, tag, buildargs, labels, spec.name, progress), True
         else:
             image, built = existing, False
             progress(f"{spec.name}: {tag} is up to date (content unchanged); not rebuilding")
@@ -140,8 +159,6 @@ def build_service_image(
 
 def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path) -> str:
     """Fill the empty folder ``context`` for ``spec``; return the model_id of the artifacts baked in."""
-    manifest = read_manifest(model_dir)
-    verify_files(model_dir, manifest)  # never bake a corrupt or replaced file into an image
     shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
     shutil.copy2(spec.directory / "requirements.txt", context / "requirements.txt")
     (context / "wheels").mkdir()
@@ -156,6 +173,25 @@ def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: 
         target = context / "app" / HARNESS_PACKAGE.name / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(HARNESS_PACKAGE / relative, target)
+    return _copy_model(spec, model_dir, context)
+
+
+def assemble_rust_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path, progress: Progress) -> str:
+    """Fill ``context`` for the Rust service (layout in rust_onnx_serving/Dockerfile); return the model_id."""
+    binary = release_binary(spec.directory, progress)
+    shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
+    shutil.copy2(binary, context / BINARY_NAME)
+    ort_library = context / "libonnxruntime.so"
+    version = extract_ort_library(wheels, ort_library)
+    progress(f"{spec.name}: ONNX Runtime {version} from the onnxruntime wheel")
+    copy_runtime_libraries([binary, ort_library], context / "rootfs")
+    return _copy_model(spec, model_dir, context)
+
+
+def _copy_model(spec: ServiceSpec, model_dir: Path, context: Path) -> str:
+    """The manifest and only the files the service reads, verified, into ``context/model``; the model_id."""
+    manifest = read_manifest(model_dir)
+    verify_files(model_dir, manifest, spec.model_roles)  # never bake a corrupt or replaced file into an image
     (context / "model").mkdir()
     shutil.copy2(model_dir / "manifest.json", context / "model" / "manifest.json")
     for role in spec.model_roles:
@@ -208,7 +244,7 @@ def _build(
     service: str,
     progress: Progress,
 ) -> Image:
-    progress(f"{service}: building {tag} on {buildargs['BASE_IMAGE']}")
+    progress(f"{service}: building {tag} on {buildargs.get('BASE_IMAGE', 'scratch')}")
     started = time.monotonic()
     log: deque[str] = deque(maxlen=_LOG_TAIL)
     try:

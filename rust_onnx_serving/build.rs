@@ -1,0 +1,14 @@
+//! Compiles csrc/jpeg_shim.c against the libjpeg-turbo that `turbojpeg-sys` builds from its vendored source
+//! (cmake + nasm) and links statically; its headers come through the `links = "turbojpeg"` metadata.
+
+fn main() {
+    println!("cargo:rerun-if-changed=csrc/jpeg_shim.c");
+    let includes = std::env::var("DEP_TURBOJPEG_INCLUDE")
+        .expect("turbojpeg-sys did not report its include directory (DEP_TURBOJPEG_INCLUDE)");
+    let mut build = cc::Build::new();
+    build.file("csrc/jpeg_shim.c").warnings(true).extra_warnings(true);
+    for dir in includes.split(',').filter(|dir| !dir.is_empty()) {
+        build.include(dir);
+    }
+    build.compile("jpeg_shim");
+}
