@@ -18,7 +18,24 @@ SERVICE_NAMES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("model-serving")
-    group.addoption("--cpus", type=float, default=1.0, help="CPU limit of every service container (default: 1)")
+    group.addoption(
+        "--cpus", type=float, default=None, help="CPU limit of every service container (default: 1, or the profile's)"
+    )
+    # Benchmarks (`pytest -m perf`); see tests/perf.
+    group.addoption("--profile", default="default", help="perf profile: smoke, default or upstream (default: default)")
+    group.addoption("--requests", type=int, help="ab -n (default: the profile's)")
+    group.addoption("--concurrency", type=int, help="ab -c (default: the profile's)")
+    group.addoption("--startup-runs", type=int, help="start-ups per service (default: the profile's)")
+    group.addoption("--services", help="comma-separated services to measure (default: all three)")
+    group.addoption("--payload", type=Path, help="a JPEG or PNG to send instead of the generated 1200x727 JPEG")
+    group.addoption(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a ratio threshold of [tool.model-serving.thresholds], e.g. rps.onnx_over_torch.min=1.2",
+    )
+    group.addoption("--reports-dir", type=Path, help="where reports go (default: reports/ under the project)")
 
 
 def _progress(message: str) -> None:
@@ -49,7 +66,7 @@ def benchmark_body() -> bytes:
 
 @pytest.fixture(scope="session")
 def cpus(request: pytest.FixtureRequest) -> float:
-    return float(request.config.getoption("--cpus"))
+    return float(request.config.getoption("--cpus") or 1.0)
 
 
 @pytest.fixture(scope="session")

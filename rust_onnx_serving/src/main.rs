@@ -1,5 +1,6 @@
 //! `rust-onnx-serving`: log the configuration, check and load the model (or exit non-zero saying why), serve.
 //! `rust-onnx-serving --healthcheck`: exit 0 when the local service answers `GET /` with 200.
+//! `rust-onnx-serving --bench IMAGE SECONDS`: the decode-and-predict path without HTTP, for the efficiency figure.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use actix_web::{HttpServer, web};
 use ort::session::builder::PrepackedWeights;
 use rust_onnx_serving::config::{ConfigError, Settings};
+use rust_onnx_serving::decoding::decode_rgb;
 use rust_onnx_serving::inference::{Classify, InferencePool};
 use rust_onnx_serving::model::{self, ModelError, Predictor};
 use rust_onnx_serving::server::{self, Service};
@@ -25,12 +27,16 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => serve(),
         ["--healthcheck"] => healthcheck(),
+        ["--bench", image, seconds] => bench(image, seconds),
         ["--version"] => {
             println!("{SERVICE_NAME} {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: {SERVICE_NAME} [--healthcheck | --version]  (configuration from the environment)");
+            eprintln!(
+                "usage: {SERVICE_NAME} [--healthcheck | --bench IMAGE SECONDS | --version]  \
+                 (configuration from the environment)"
+            );
             ExitCode::from(2)
         }
     }
@@ -42,6 +48,46 @@ fn healthcheck() -> ExitCode {
         Ok(settings) if healthcheck::healthy(settings.port) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     }
+}
+
+/// The decode-and-predict path without HTTP, one worker, for at least `seconds` after three untimed calls;
+/// prints `{"iterations": n, "seconds": s, "threads": t}` like `python -m serving_common.bench`.
+fn bench(image: &str, seconds: &str) -> ExitCode {
+    let (Ok(data), Ok(min_seconds)) = (std::fs::read(image), seconds.parse::<f64>()) else {
+        eprintln!("{SERVICE_NAME}: --bench needs a readable image file and a number of seconds");
+        return ExitCode::from(2);
+    };
+    let settings = match settings() {
+        Ok(settings) => Settings { workers: 1, ..settings },
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut classifier = match load(&settings) {
+        Ok((_, mut classifiers)) => classifiers.remove(0),
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: cannot start: {error}");
+            return ExitCode::from(3);
+        }
+    };
+    let max_pixels = Some(settings.max_pixels);
+    let mut call = || decode_rgb(&data, max_pixels).is_ok_and(|image| classifier.probabilities(&image).is_ok());
+    for _ in 0..3 {
+        if !call() {
+            eprintln!("{SERVICE_NAME}: {image} cannot be classified");
+            return ExitCode::from(1);
+        }
+    }
+    let started = Instant::now();
+    let mut iterations = 0u64;
+    while started.elapsed().as_secs_f64() < min_seconds {
+        call();
+        iterations += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(r#"{{"iterations": {iterations}, "seconds": {elapsed}, "threads": {}}}"#, settings.threads);
+    ExitCode::SUCCESS
 }
 
 fn settings() -> Result<Settings, ConfigError> {

@@ -20,6 +20,7 @@ import onnxruntime as ort
 import torch
 
 from model_serving import __version__
+from model_serving.host import cpu_model
 from model_serving.imagegen import synthetic_photo
 from model_serving.model import CLASSES
 from model_serving.model.default import (
@@ -165,7 +166,7 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
         "seed": source.seed if source.state_dict_path is None else None,
         "versions": recipe["versions"],
         "export_check_max_abs_diff": difference,
-        "optimized_on": {"machine": platform.machine(), "processor": _cpu_model()},
+        "optimized_on": {"machine": platform.machine(), "processor": cpu_model()},
         "recipe": recipe,
     }
     partial = out / (MANIFEST_NAME + ".partial")
@@ -173,13 +174,3 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
     partial.replace(out / MANIFEST_NAME)
     progress(f"wrote {out / MANIFEST_NAME} (model_id {manifest['model_id'][:12]})")
     return manifest
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

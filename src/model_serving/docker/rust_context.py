@@ -54,6 +54,10 @@ def release_binary(crate: Path, progress: Progress) -> Path:
         raise RustBuildError("cargo is not installed: install the Rust toolchain (rustup) to build rust-onnx-serving")
     target_dir = cache_dir() / "cargo-target"
     progress(f"rust-onnx-serving: cargo build --release (target folder {target_dir})")
+    # cargo judges freshness by modification times, and the target folder is shared between checkouts: a file
+    # edited before another checkout's build would look older than that build's output. These sources are
+    # new (their hash is not cached), so mark them so.
+    _touch_sources(crate)
     command = ["cargo", "build", "--release", "--locked", "--bin", BINARY_NAME]
     environment = {**os.environ, "CARGO_TARGET_DIR": str(target_dir)}
     log: list[str] = []
@@ -75,6 +79,14 @@ def release_binary(crate: Path, progress: Progress) -> Path:
     shutil.copy2(target_dir / "release" / BINARY_NAME, partial)
     partial.replace(cached)
     return cached
+
+
+def _touch_sources(crate: Path) -> None:
+    for name in _SOURCES:
+        root = crate / name
+        for path in root.rglob("*") if root.is_dir() else [root]:
+            if path.is_file():
+                path.touch()
 
 
 def extract_ort_library(wheels: Path, target: Path) -> str:

@@ -1,0 +1,88 @@
+"""What a benchmark run does: profiles, options and the ratio thresholds (configuration, not code)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+SERVICES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    requests: int  # ab -n
+    concurrency: int  # ab -c
+    startup_runs: int
+    cpus: float
+    in_process_seconds: float
+    warmup_requests: int = 20
+
+
+PROFILES = {
+    # CI: proves the machinery end to end in minutes; the figures are indicative only.
+    "smoke": Profile("smoke", requests=300, concurrency=50, startup_runs=3, cpus=1.0, in_process_seconds=3.0),
+    # The README's main job: under 15 minutes on a 2-core machine, figures worth comparing.
+    "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
+    # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
+    "upstream": Profile("upstream", requests=40000, concurrency=50, startup_runs=15, cpus=4.0, in_process_seconds=20.0),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    profile: Profile
+    services: tuple[str, ...]
+    payload: Path
+    thresholds: dict[str, float]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile.name,
+            "requests": self.profile.requests,
+            "concurrency": self.profile.concurrency,
+            "startup_runs": self.profile.startup_runs,
+            "cpus": self.profile.cpus,
+            "in_process_seconds": self.profile.in_process_seconds,
+            "warmup_requests": self.profile.warmup_requests,
+            "services": list(self.services),
+            "payload": str(self.payload),
+            "thresholds": self.thresholds,
+        }
+
+
+def profile_with(
+    name: str,
+    requests: int | None = None,
+    concurrency: int | None = None,
+    cpus: float | None = None,
+    startup_runs: int | None = None,
+) -> Profile:
+    """A named profile with any of its numbers overridden."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    overrides = {"requests": requests, "concurrency": concurrency, "cpus": cpus, "startup_runs": startup_runs}
+    return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_thresholds(pyproject: Path, overrides: dict[str, float] | None = None) -> dict[str, float]:
+    """``[tool.model-serving.thresholds]`` from pyproject.toml, then command-line overrides."""
+    thresholds: dict[str, float] = {}
+    if pyproject.is_file():
+        table = tomllib.loads(pyproject.read_text()).get("tool", {}).get("model-serving", {}).get("thresholds", {})
+        thresholds.update({str(k): float(v) for k, v in table.items()})
+    thresholds.update(overrides or {})
+    return thresholds
+
+
+def parse_threshold_option(text: str) -> tuple[str, float]:
+    """``name=value`` from ``--threshold``."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"--threshold takes name=value, got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError as error:
+        raise ValueError(f"--threshold {name}: {value!r} is not a number") from error

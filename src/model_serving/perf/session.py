@@ -1,0 +1,72 @@
+"""One benchmark run: its configuration, the images, the results gathered by the perf tests, and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model_serving.docker.build import build_service_image
+from model_serving.perf.config import RunConfig
+from model_serving.perf.measure import LoadMeasurement, ServiceStarter, measure_load
+from model_serving.report.document import ServiceResults, build_report
+from model_serving.report.environment import environment
+from model_serving.report.store import new_run_id, save_report
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PerfRun:
+    config: RunConfig
+    model_dir: Path
+    reports_dir: Path
+    jpeg: Path
+    body: Path
+    progress: Progress
+    results: dict[str, ServiceResults] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+    report_folder: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.run_id, self.created_at = new_run_id()
+
+    def results_for(self, service: str) -> ServiceResults:
+        """The service's results, building (or reusing) its image on first use."""
+        if service not in self.results:
+            image = build_service_image(service, self.model_dir, self.progress)
+            self.results[service] = ServiceResults(image)
+        return self.results[service]
+
+    def startups(self, service: str) -> ServiceStarter:
+        results = self.results_for(service)
+        return ServiceStarter(service, results.image.tag, self.config.profile.cpus)
+
+    def load(self, service: str) -> LoadMeasurement:
+        results = self.results_for(service)
+        profile = self.config.profile
+        self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {profile.cpus} CPU")
+        results.load = measure_load(
+            service,
+            results.image.tag,
+            profile.cpus,
+            self.body,
+            self.jpeg.read_bytes(),
+            profile.requests,
+            profile.concurrency,
+            profile.warmup_requests,
+            profile.in_process_seconds,
+            self.progress,
+        )
+        return results.load
+
+    def write_report(self) -> dict[str, Any]:
+        """Build and save the report from whatever was measured (also after failures)."""
+        ordered = {name: self.results[name] for name in self.config.services if name in self.results}
+        self.report = build_report(
+            self.run_id, self.created_at, environment(), self.config.describe(), ordered, self.config.thresholds
+        )
+        self.report_folder = save_report(self.report, self.reports_dir)
+        self.progress(f"report written to {self.report_folder}")
+        return self.report

@@ -1,0 +1,118 @@
+"""The report document (``report.json``): figures per service, ratios and assertions, built from measurements.
+
+Pure: takes what was measured, returns plain data. Where each figure comes from:
+``load`` ← ab's output (load/ab_parser), ``memory_mb``/``cpu_percent`` ← the engine's stats (metrics/docker_stats)
+sampled during the ab run, ``startup_s`` ← start call to first 200 (docker/containers), ``image.size_mb`` ←
+the engine's image size, ``in_process_rps`` ← the service's own decode-and-predict loop run inside its container
+(perf/measure), ``efficiency`` = rps / (in_process_rps × CPU limit).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from model_serving.docker.build import BuiltImage
+from model_serving.load.ab_parser import AbReport
+from model_serving.perf.measure import LoadMeasurement
+from model_serving.report.ratios import evaluate, ratios
+from model_serving.stats import summary
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ServiceResults:
+    """What the perf tests gathered for one service."""
+
+    image: BuiltImage
+    startup_s: list[float] = field(default_factory=list)
+    load: LoadMeasurement | None = None
+
+
+def _load_figures(report: AbReport) -> dict[str, Any]:
+    return {
+        "requests": report.complete,
+        "concurrency": report.concurrency,
+        "failed": report.failed,
+        "non_2xx": report.non_2xx,
+        "rps": report.rps,
+        "time_taken_s": report.time_taken_s,
+        "time_per_request_ms": report.time_per_request_ms,
+        "time_per_request_all_ms": report.time_per_request_all_ms,
+        "transfer_rate_mb_s": round(report.transfer_rate_mb_s, 4),
+        "latency_ms": dict(report.latency_ms),
+    }
+
+
+def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "image": {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
+    }
+    if results.startup_s:
+        section["startup_s"] = summary(results.startup_s)
+    measurement = results.load
+    if measurement is None:
+        return section
+    section["workers"] = measurement.health.get("workers")
+    section["threads"] = measurement.health.get("threads")
+    outcome = measurement.outcome
+    section["load"] = _load_figures(outcome.report) if outcome.report else {}
+    section["load"]["failure"] = outcome.failure
+    memory = [value for _, value in measurement.resources.memory_mb]
+    cpu = [value for _, value in measurement.resources.cpu_percent]
+    section["memory_mb"] = {
+        "mean": round(statistics.fmean(memory), 1) if memory else None,
+        "peak": round(max(memory), 1) if memory else None,
+        "series": [[round(t, 2), round(v, 1)] for t, v in measurement.resources.memory_mb],
+    }
+    section["cpu_percent"] = {"mean": round(statistics.fmean(cpu), 1) if cpu else None}
+    section["in_process_rps"] = round(measurement.in_process_rps, 2) if measurement.in_process_rps else None
+    if outcome.ok and outcome.report and measurement.in_process_rps:
+        section["efficiency"] = round(outcome.report.rps / (measurement.in_process_rps * cpus), 3)
+    else:
+        section["efficiency"] = None
+    return section
+
+
+def _figure(section: Mapping[str, Any], *path: str) -> float | None:
+    value: Any = section
+    for key in path:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, int | float) else None
+
+
+def build_report(
+    run_id: str,
+    created_at: str,
+    environment: Mapping[str, Any],
+    config: Mapping[str, Any],
+    results: Mapping[str, ServiceResults],
+    thresholds: Mapping[str, float],
+) -> dict[str, Any]:
+    cpus = float(config["cpus"])
+    services = {name: service_section(r, cpus) for name, r in results.items()}
+    metrics = {
+        "rps": ("load", "rps"),
+        "image_size_mb": ("image", "size_mb"),
+        "startup_s": ("startup_s", "median"),
+        "memory_mb": ("memory_mb", "peak"),
+    }
+    all_ratios = {
+        metric: ratios({name: _figure(section, *path) for name, section in services.items()})
+        for metric, path in metrics.items()
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": created_at,
+        "environment": {**environment, "images": {n: s["image"] for n, s in services.items()}},
+        "config": dict(config),
+        "services": services,
+        "ratios": all_ratios,
+        "assertions": evaluate(all_ratios, thresholds),
+    }

@@ -1,0 +1,99 @@
+"""``summary.md``: upstream's performance and deployment tables, extended by percentiles, efficiency and ratios."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _cell(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def render_summary(report: Mapping[str, Any]) -> str:
+    config, services = report["config"], report["services"]
+    env = report["environment"]
+    lines = [
+        f"# model-serving benchmark {report['run_id']}",
+        "",
+        f"Profile `{config['profile']}`: ab -n {config['requests']} -c {config['concurrency']}, "
+        f"{config['cpus']} CPU per service, {config['startup_runs']} start-ups; payload `{config['payload']}`.",
+        f"Host: {env['host_cpu']}, {env['host_cores']} cores; Docker {env['docker_engine']}; {env['ab']}.",
+        "",
+        "## Performance",
+        "",
+    ]
+    rows = []
+    for name, s in services.items():
+        load, latency = s.get("load", {}), s.get("load", {}).get("latency_ms", {})
+        rows.append(
+            [
+                f"`{name}`",
+                _cell(load.get("rps")),
+                _cell(load.get("time_per_request_ms")),
+                *(_cell(latency.get(k), 0) for k in ("p50", "p90", "p95", "p99", "max")),
+                _cell(s.get("memory_mb", {}).get("mean")),
+                _cell(s.get("memory_mb", {}).get("peak")),
+                _cell(s.get("cpu_percent", {}).get("mean"), 0),
+                _cell(s.get("in_process_rps")),
+                _cell(s.get("efficiency"), 2),
+                f"{s.get('workers', '–')}×{s.get('threads', '–')}",
+            ]
+        )
+    lines += _table(
+        [
+            "service",
+            "req/s",
+            "mean ms",
+            "p50",
+            "p90",
+            "p95",
+            "p99",
+            "max",
+            "mem mean MB",
+            "mem peak MB",
+            "CPU %",
+            "in-process req/s",
+            "efficiency",
+            "workers×threads",
+        ],
+        rows,
+    )
+    failures = [f"- `{n}`: {s['load']['failure']}" for n, s in services.items() if s.get("load", {}).get("failure")]
+    if failures:
+        lines += ["", "**Failed measurements** (not slow results):", *failures]
+    lines += ["", "## Deployment", ""]
+    rows = [
+        [
+            f"`{name}`",
+            _cell(s["image"]["size_mb"]),
+            *(_cell(s.get("startup_s", {}).get(k), 3) for k in ("median", "min", "max")),
+            str(len(s.get("startup_s", {}).get("samples", []))),
+        ]
+        for name, s in services.items()
+    ]
+    lines += _table(["service", "image MB", "start-up median s", "min s", "max s", "runs"], rows)
+    lines += ["", "## Ratios", ""]
+    metrics = ("rps", "image_size_mb", "startup_s", "memory_mb")
+    names = sorted({ratio for metric in metrics for ratio in report["ratios"].get(metric, {})})
+    rows = [[name, *(_cell(report["ratios"].get(m, {}).get(name), 3) for m in metrics)] for name in names]
+    lines += _table(["ratio", "req/s", "image size", "start-up (median)", "memory (peak)"], rows)
+    if report["assertions"]:
+        lines += ["", "## Assertions", ""]
+        verdict = {True: "pass", False: "**FAIL**", None: "not measured"}
+        rows = [
+            [a["name"], _cell(a["measured"], 3), _cell(a["threshold"], 3), verdict[a["passed"]]]
+            for a in report["assertions"]
+        ]
+        lines += _table(["threshold", "measured", "limit", "result"], rows)
+    lines += ["", "Efficiency = req/s ÷ (in-process req/s on one thread × CPU limit).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Perf wiring: one PerfRun per session, configured from the command line; thin over model_serving.perf."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_serving.corpus import benchmark_payload_paths, request_body
+from model_serving.paths import ROOT
+from model_serving.perf.config import SERVICES, RunConfig, load_thresholds, parse_threshold_option, profile_with
+from model_serving.perf.session import PerfRun
+
+REPORT_FOLDER = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """After a perf run: the summary table and where the report is."""
+    folder = config.stash.get(REPORT_FOLDER, None)
+    if folder is None:
+        return
+    terminalreporter.section("model-serving benchmark summary")
+    terminalreporter.write((folder / "summary.md").read_text())
+    terminalreporter.write_line(f"report: {folder}  (also {folder.parent / 'latest'})")
+
+
+def _progress(message: str) -> None:
+    # Straight to the terminal: pytest captures test output, and a long run must show where it is.
+    print(f"[perf] {message}", file=sys.__stderr__, flush=True)
+
+
+def _services(option: str | None) -> tuple[str, ...]:
+    if not option:
+        return SERVICES
+    chosen = tuple(name.strip() for name in option.split(",") if name.strip())
+    unknown = set(chosen) - set(SERVICES)
+    if unknown:
+        raise pytest.UsageError(f"--services: unknown {sorted(unknown)}; choose from {', '.join(SERVICES)}")
+    return chosen
+
+
+def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
+    if option is None:
+        return benchmark_payload_paths()
+    if not option.is_file():
+        raise pytest.UsageError(f"--payload {option}: no such file")
+    body = folder / "custom_payload.json"
+    body.write_bytes(request_body(option.read_bytes()))
+    return option, body
+
+
+@pytest.fixture(scope="session")
+def perf(request: pytest.FixtureRequest, default_artifacts, tmp_path_factory) -> Iterator[PerfRun]:
+    options = request.config.option
+    try:
+        profile = profile_with(
+            options.profile, options.requests, options.concurrency, options.cpus, options.startup_runs
+        )
+        overrides = dict(parse_threshold_option(text) for text in options.threshold)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from error
+    jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
+    config = RunConfig(profile, _services(options.services), jpeg, load_thresholds(ROOT / "pyproject.toml", overrides))
+    run = PerfRun(config, default_artifacts.directory, options.reports_dir or ROOT / "reports", jpeg, body, _progress)
+    _progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
+    yield run
+    if run.results:
+        run.write_report()
+        request.config.stash[REPORT_FOLDER] = run.report_folder
+
+
+@pytest.fixture
+def selected(perf: PerfRun, request: pytest.FixtureRequest) -> str:
+    name = request.node.callspec.params["name"]
+    if name not in perf.config.services:
+        pytest.skip(f"{name} not in --services")
+    return name

@@ -1,0 +1,54 @@
+"""The benchmark (`pytest -m perf`): start-ups, load, and ratio assertions, recorded with pytest-benchmark."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_serving.perf.config import SERVICES
+from model_serving.report.ratios import describe_failure
+from model_serving.stats import summary
+
+pytestmark = pytest.mark.perf
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_startup(perf, selected, name, benchmark):
+    starter = perf.startups(name)
+    runs = perf.config.profile.startup_runs
+    perf.progress(f"{name}: {runs} start-ups")
+    try:
+        benchmark.pedantic(starter.start, setup=starter.stop, rounds=runs, iterations=1)
+    finally:
+        starter.stop()
+    perf.results[name].startup_s = starter.samples
+    benchmark.extra_info.update({"startup_s": summary(starter.samples), "image": perf.results[name].image.tag})
+    perf.progress(f"{name}: start-up median {summary(starter.samples)['median']:.3f} s")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_load(perf, selected, name, benchmark):
+    measurement = benchmark.pedantic(perf.load, args=(name,), rounds=1, iterations=1)
+    outcome = measurement.outcome
+    if outcome.report:
+        report = outcome.report
+        memory = [v for _, v in measurement.resources.memory_mb]
+        benchmark.extra_info.update(
+            {
+                "rps": report.rps,
+                "latency_ms": report.latency_ms,
+                "time_per_request_ms": report.time_per_request_ms,
+                "failed": report.failed,
+                "non_2xx": report.non_2xx,
+                "memory_peak_mb": max(memory) if memory else None,
+                "in_process_rps": measurement.in_process_rps,
+                "cpus": perf.config.profile.cpus,
+            }
+        )
+        perf.progress(f"{name}: {report.rps:.1f} req/s, p50 {report.latency_ms['p50']:.0f} ms")
+    assert outcome.ok, f"{name}: failed measurement: {outcome.failure}"
+
+
+def test_ratio_thresholds(perf):
+    report = perf.write_report()
+    failed = [a for a in report["assertions"] if a["passed"] is False]
+    assert not failed, "ratio thresholds not met:\n" + "\n".join(describe_failure(a) for a in failed)

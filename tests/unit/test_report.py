@@ -1,0 +1,108 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from model_serving.docker.build import BuiltImage
+from model_serving.load.ab_parser import judge_ab_run
+from model_serving.load.stats_sampler import ResourceSamples
+from model_serving.perf.config import load_thresholds, parse_threshold_option, profile_with
+from model_serving.perf.measure import LoadMeasurement
+from model_serving.report.document import ServiceResults, build_report
+from model_serving.report.ratios import evaluate, ratios
+from model_serving.report.store import save_report
+from model_serving.report.summary import render_summary
+
+pytestmark = pytest.mark.unit
+
+AB = (Path(__file__).parents[1] / "fixtures" / "ab" / "success.txt").read_text()
+
+
+def test_ratios_only_where_both_services_were_measured():
+    assert ratios({"torch-serving": 10.0, "onnx-serving": 30.0, "rust-onnx-serving": None}) == {"onnx_over_torch": 3.0}
+
+
+def test_evaluate_min_max_and_unmeasured():
+    measured = {"rps": {"onnx_over_torch": 1.5}, "startup_s": {"rust_over_onnx": 0.6}}
+    results = {
+        a["name"]: a["passed"]
+        for a in evaluate(
+            measured,
+            {"rps.onnx_over_torch.min": 1.2, "startup_s.rust_over_onnx.max": 0.5, "rps.rust_over_onnx.min": 1.0},
+        )
+    }
+    assert results == {
+        "rps.onnx_over_torch.min": True,
+        "startup_s.rust_over_onnx.max": False,
+        "rps.rust_over_onnx.min": None,
+    }
+
+
+def test_threshold_configuration(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[tool.model-serving.thresholds]\n"rps.onnx_over_torch.min" = 1.1\n')
+    assert load_thresholds(pyproject, {"x.y.max": 2.0}) == {"rps.onnx_over_torch.min": 1.1, "x.y.max": 2.0}
+    assert parse_threshold_option("rps.rust_over_onnx.min=1.5") == ("rps.rust_over_onnx.min", 1.5)
+    with pytest.raises(ValueError, match="name=value"):
+        parse_threshold_option("oops")
+
+
+def test_profile_overrides():
+    profile = profile_with("smoke", requests=10, cpus=2.0)
+    assert (profile.requests, profile.cpus, profile.concurrency) == (10, 2.0, 50)
+    with pytest.raises(ValueError, match="unknown profile"):
+        profile_with("huge")
+
+
+def _results(rps_scale: float = 1.0) -> ServiceResults:
+    outcome = judge_ab_run(0, AB.replace("31.98", f"{31.98 * rps_scale:.2f}"), requested=200)
+    resources = ResourceSamples(memory_mb=[(0.0, 70.0), (1.0, 90.0)], cpu_percent=[(1.0, 99.0)])
+    load = LoadMeasurement(outcome, resources, {"workers": 1, "threads": 1}, in_process_rps=64.0)
+    image = BuiltImage("x", "model-serving/x:abc", "sha256:1", 100.0, built=False)
+    return ServiceResults(image, startup_s=[1.0, 1.2, 1.1], load=load)
+
+
+def _report():
+    results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    return build_report(
+        "run1", "2026-01-01T00:00:00+00:00", environment, config, results, {"rps.onnx_over_torch.min": 1.5}
+    )
+
+
+def test_report_document_has_the_schema():
+    report = _report()
+    section = report["services"]["onnx-serving"]
+    assert section["load"]["rps"] == pytest.approx(63.96)
+    assert section["load"]["latency_ms"]["p99"] == 479
+    assert section["memory_mb"] == {"mean": 80.0, "peak": 90.0, "series": [[0.0, 70.0], [1.0, 90.0]]}
+    assert section["startup_s"]["median"] == 1.1
+    assert section["efficiency"] == pytest.approx(63.96 / 64.0, abs=1e-3)
+    assert report["ratios"]["rps"] == {"onnx_over_torch": pytest.approx(2.0, abs=1e-3)}
+    assert report["assertions"] == [
+        {"name": "rps.onnx_over_torch.min", "measured": pytest.approx(2.0, abs=1e-3), "threshold": 1.5, "passed": True}
+    ]
+
+
+def test_failed_measurement_has_no_efficiency_and_shows_in_the_summary():
+    results = {"torch-serving": _results()}
+    bad = (Path(__file__).parents[1] / "fixtures" / "ab" / "non_2xx.txt").read_text()
+    results["torch-serving"].load.outcome = judge_ab_run(0, bad, requested=100)
+    config = {"profile": "smoke", "requests": 100, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    report = build_report("run2", "t", environment, config, results, {})
+    assert report["services"]["torch-serving"]["efficiency"] is None
+    assert "100 non-2xx responses" in render_summary(report)
+
+
+def test_saved_report_has_json_summary_plots_and_latest(tmp_path):
+    folder = save_report(_report(), tmp_path)
+    assert json.loads((folder / "report.json").read_text())["run_id"] == "run1"
+    summary = (folder / "summary.md").read_text()
+    assert "## Performance" in summary
+    assert "## Deployment" in summary
+    assert "onnx_over_torch" in summary
+    for plot in ("throughput", "latency_percentiles", "memory", "image_size", "startup"):
+        assert (folder / f"{plot}.png").stat().st_size > 1000
+    assert (tmp_path / "latest").resolve() == folder.resolve()
