@@ -48,6 +48,14 @@ def test_load(perf, selected, name, benchmark):
     assert outcome.ok, f"{name}: failed measurement: {outcome.failure}"
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_load_held_at_high_concurrency(perf, selected, name):
+    outcome = perf.load_held(name)
+    if outcome.report:
+        perf.progress(f"{name}: held {outcome.report.complete} requests at c={outcome.report.concurrency}")
+    assert outcome.ok, f"{name} did not hold c={perf.config.profile.held_concurrency}: {outcome.failure}"
+
+
 def test_ratio_thresholds(perf):
     report = perf.write_report()
     failed = [a for a in report["assertions"] if a["passed"] is False]

@@ -19,6 +19,8 @@ class Profile:
     cpus: float
     in_process_seconds: float
     warmup_requests: int = 20
+    # "Load held": a second ab run at high concurrency that must finish with no failed or non-2xx request.
+    held_concurrency: int = 200
 
 
 PROFILES = {
@@ -47,6 +49,7 @@ class RunConfig:
             "cpus": self.profile.cpus,
             "in_process_seconds": self.profile.in_process_seconds,
             "warmup_requests": self.profile.warmup_requests,
+            "held_concurrency": self.profile.held_concurrency,
             "services": list(self.services),
             "payload": str(self.payload),
             "thresholds": self.thresholds,

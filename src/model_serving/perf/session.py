@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from model_serving.docker.build import build_service_image
+from model_serving.docker.containers import run_service
+from model_serving.load.ab_parser import LoadOutcome
+from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
 from model_serving.perf.measure import LoadMeasurement, ServiceStarter, measure_load
 from model_serving.report.document import ServiceResults, build_report
@@ -60,6 +63,16 @@ class PerfRun:
             self.progress,
         )
         return results.load
+
+    def load_held(self, service: str) -> LoadOutcome:
+        """ab at the profile's held concurrency (at least as many requests): no failure allowed, nothing kept."""
+        results = self.results_for(service)
+        profile = self.config.profile
+        concurrency = profile.held_concurrency
+        requests = max(profile.requests, concurrency * 2)
+        self.progress(f"{service}: load held? ab -n {requests} -c {concurrency}")
+        with run_service(service, results.image.tag, profile.cpus) as running:
+            return run_ab(f"{running.base_url}/predict/", self.body, requests, concurrency, service, self.progress, 120)
 
     def write_report(self) -> dict[str, Any]:
         """Build and save the report from whatever was measured (also after failures)."""
