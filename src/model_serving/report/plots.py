@@ -57,15 +57,17 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
                 axes.plot(
                     PERCENTILES, [latency[k] for k in PERCENTILES], marker="o", label=name, color=COLOURS.get(name)
                 )
-        axes.set_yscale("log")
-        axes.legend()
+        if axes.get_lines():
+            axes.set_yscale("log")
+            axes.legend()
 
     with _figure(paths["memory"], "Memory during the load run (usage minus inactive file cache)", "MB") as axes:
         for name, s in services.items():
             if series := s.get("memory_mb", {}).get("series"):
                 axes.plot([t for t, _ in series], [v for _, v in series], label=name, color=COLOURS.get(name))
         axes.set_xlabel("seconds")
-        axes.legend()
+        if axes.get_lines():
+            axes.legend()
 
     with _figure(paths["startup"], "Start-up: start call to first 200 on GET /", "seconds", (6, 4)) as axes:
         names = [n for n, s in services.items() if s.get("startup_s")]
