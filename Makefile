@@ -8,6 +8,9 @@ ifneq ($(wildcard $(SHARED_WHEELS)/*.whl),)
 export PIP_FIND_LINKS := $(SHARED_WHEELS)
 endif
 
+# The onnxruntime wheel records telemetry unless told not to (the images set this too).
+export ORT_DISABLE_TELEMETRY := 1
+
 # cargo's target folder is shared with the harness's image builds and survives fresh clones.
 CACHE_DIR ?= $(or $(MODEL_SERVING_CACHE_DIR),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/model-serving,$(HOME)/.cache/model-serving))
 export CARGO_TARGET_DIR ?= $(CACHE_DIR)/cargo-target

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# The onnxruntime wheel records telemetry (files under ~/.cache/Microsoft) unless told not to.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -11,6 +12,9 @@ pub const DEFAULT_MODEL_DIR: &str = "/opt/model";
 pub const DEFAULT_ORT_DYLIB_PATH: &str = "/opt/onnxruntime/libonnxruntime.so";
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
+pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 30.0;
+/// `REQUEST_TIMEOUT_S` may be at most a day.
+pub const MAX_REQUEST_TIMEOUT_S: f64 = 86_400.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settings {
@@ -23,6 +27,8 @@ pub struct Settings {
     pub cpu_limit: f64,
     pub max_body_bytes: u64,
     pub max_pixels: u64,
+    /// Seconds a request's processing (parse, decode, inference) may take before it is answered 504.
+    pub request_timeout_s: f64,
     pub ort_dylib_path: PathBuf,
 }
 
@@ -60,8 +66,13 @@ impl Settings {
             cpu_limit: (cpus * 1000.0).round() / 1000.0,
             max_body_bytes: int_env(&env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1, u64::from(u32::MAX))?,
             max_pixels: int_env(&env, "MAX_PIXELS", DEFAULT_MAX_PIXELS, 1, u64::MAX)?,
+            request_timeout_s: request_timeout_s(&env)?,
             ort_dylib_path: path("ORT_DYLIB_PATH", DEFAULT_ORT_DYLIB_PATH),
         })
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.request_timeout_s)
     }
 
     /// The one JSON line logged at start.
@@ -113,6 +124,79 @@ fn int_env(
         return Err(ConfigError(format!("{name} must be at most {maximum}, got {magnitude}")));
     }
     Ok(magnitude as u64)
+}
+
+/// `REQUEST_TIMEOUT_S` from `env`, the default when unset or blank.
+pub fn request_timeout_s(env: &impl Fn(&str) -> Option<String>) -> Result<f64, ConfigError> {
+    seconds_env(env, "REQUEST_TIMEOUT_S", DEFAULT_REQUEST_TIMEOUT_S, MAX_REQUEST_TIMEOUT_S)
+}
+
+/// A positive number of seconds, in the grammar of Python's `float()` without `inf`/`nan` (serving_common.config
+/// `_DECIMAL`): surrounding whitespace, a sign, underscores between digits, a fraction, an exponent.
+fn seconds_env(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: f64,
+    maximum: f64,
+) -> Result<f64, ConfigError> {
+    let Some(raw) = env(name) else {
+        return Ok(default);
+    };
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(default);
+    }
+    let value =
+        python_decimal(text).ok_or_else(|| ConfigError(format!("{name} must be a number of seconds, got {raw:?}")))?;
+    if value.is_nan() || value <= 0.0 {
+        return Err(ConfigError(format!("{name} must be greater than 0, got {text}")));
+    }
+    if value > maximum {
+        return Err(ConfigError(format!("{name} must be at most {maximum}, got {text}")));
+    }
+    Ok(value)
+}
+
+/// `[+-]? (digits ("." digits?)? | "." digits) ([eE] [+-]? digits)?`, where digits may have single underscores
+/// between them; its value as `float()` gives it.
+fn python_decimal(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    // The number of digits from `at` on (single underscores allowed between two digits), moving `at` past them.
+    let digits = |at: &mut usize| -> usize {
+        let mut count = 0;
+        while let Some(&byte) = bytes.get(*at) {
+            match byte {
+                b'0'..=b'9' => count += 1,
+                b'_' if count > 0 && bytes.get(*at + 1).is_some_and(u8::is_ascii_digit) => {}
+                _ => break,
+            }
+            *at += 1;
+        }
+        count
+    };
+    let mut at = usize::from(matches!(bytes.first(), Some(b'+' | b'-')));
+    let integer = digits(&mut at);
+    let mut fraction = 0;
+    if bytes.get(at) == Some(&b'.') {
+        at += 1;
+        fraction = digits(&mut at);
+    }
+    if integer == 0 && fraction == 0 {
+        return None;
+    }
+    if matches!(bytes.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(bytes.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        if digits(&mut at) == 0 {
+            return None;
+        }
+    }
+    if at != bytes.len() {
+        return None;
+    }
+    text.replace('_', "").parse::<f64>().ok()
 }
 
 /// CPUs this process may use: the cgroup quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`),
@@ -221,6 +305,47 @@ mod tests {
             ("MAX_BODY_BYTES", "_1", "MAX_BODY_BYTES must be a whole number, got \"_1\""),
         ] {
             assert_eq!(settings(&[(name, value)], 1.0), Err(ConfigError(message.into())), "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn request_timeouts_are_seconds_like_python_float() {
+        assert_eq!(settings(&[], 1.0).unwrap().request_timeout_s, 30.0);
+        assert_eq!(settings(&[], 1.0).unwrap().request_timeout(), Duration::from_secs(30));
+        for (value, seconds) in [
+            ("0.001", 0.001),
+            (" 2 ", 2.0),
+            ("+1.5", 1.5),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("1e-3", 0.001),
+            ("2.5E+1", 25.0),
+            ("1_0.2_5", 10.25),
+            ("1_0e0_1", 100.0),
+            ("86400", 86_400.0),
+            ("", 30.0),
+        ] {
+            let s = settings(&[("REQUEST_TIMEOUT_S", value)], 1.0).unwrap();
+            assert_eq!(s.request_timeout_s, seconds, "{value}");
+        }
+        let quarter = settings(&[("REQUEST_TIMEOUT_S", "0.25")], 1.0).unwrap();
+        assert_eq!(quarter.request_timeout(), Duration::from_millis(250));
+        for bad in [
+            "fast", "inf", "nan", "-inf", "1_", "_1", "1__0", "1._5", "1_.5", ".", "1e", "e3", "0x10", "30s", "1 0",
+            "\u{0661}",
+        ] {
+            let message = format!("REQUEST_TIMEOUT_S must be a number of seconds, got {bad:?}");
+            assert_eq!(settings(&[("REQUEST_TIMEOUT_S", bad)], 1.0), Err(ConfigError(message)), "{bad}");
+        }
+        for (bad, message) in [
+            ("0", "REQUEST_TIMEOUT_S must be greater than 0, got 0"),
+            ("-1", "REQUEST_TIMEOUT_S must be greater than 0, got -1"),
+            ("-0.0", "REQUEST_TIMEOUT_S must be greater than 0, got -0.0"),
+            ("1e-400", "REQUEST_TIMEOUT_S must be greater than 0, got 1e-400"),
+            ("86401", "REQUEST_TIMEOUT_S must be at most 86400, got 86401"),
+            ("1e999", "REQUEST_TIMEOUT_S must be at most 86400, got 1e999"),
+        ] {
+            assert_eq!(settings(&[("REQUEST_TIMEOUT_S", bad)], 1.0), Err(ConfigError(message.into())), "{bad}");
         }
     }
 

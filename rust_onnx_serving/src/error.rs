@@ -25,6 +25,8 @@ pub enum ApiError {
     Unprocessable(String),
     /// 503: the service is shutting down and takes no more work.
     Unavailable(String),
+    /// 504: the request's processing took longer than `REQUEST_TIMEOUT_S`.
+    GatewayTimeout(String),
     /// 500: a fault of the service itself (never the client's input).
     Internal(String),
 }
@@ -39,6 +41,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(detail)
             | ApiError::Unprocessable(detail)
             | ApiError::Unavailable(detail)
+            | ApiError::GatewayTimeout(detail)
             | ApiError::Internal(detail) => detail.clone(),
         }
     }
@@ -78,6 +81,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,6 +117,7 @@ mod tests {
             (ApiError::UnsupportedMediaType("text/plain".into()), 415, "text/plain"),
             (ApiError::Unprocessable("no image".into()), 422, "no image"),
             (ApiError::Unavailable("stopping".into()), 503, "stopping"),
+            (ApiError::GatewayTimeout("slow".into()), 504, "slow"),
             (ApiError::Internal("bug".into()), 500, "bug"),
         ];
         for (error, status, detail) in cases {

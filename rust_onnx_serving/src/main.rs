@@ -125,7 +125,7 @@ fn serve() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let pool = match InferencePool::start(classifiers, settings.max_pixels) {
+    let pool = match InferencePool::start_with_timeout(classifiers, settings.max_pixels, settings.request_timeout()) {
         Ok(pool) => pool,
         Err(error) => {
             eprintln!("{SERVICE_NAME}: cannot start the inference threads: {error}");

@@ -167,6 +167,10 @@ mod tests {
     }
 
     fn service(max_body_bytes: usize) -> web::Data<Service> {
+        with_pool(max_body_bytes, InferencePool::start(vec![Box::new(Fixed)], 1_000_000).unwrap())
+    }
+
+    fn with_pool(max_body_bytes: usize, pool: InferencePool) -> web::Data<Service> {
         web::Data::new(Service {
             name: "rust-onnx-serving".into(),
             architecture: "mobilenet_v3_small".into(),
@@ -175,7 +179,7 @@ mod tests {
             workers: 1,
             threads: 2,
             max_body_bytes,
-            pool: InferencePool::start(vec![Box::new(Fixed)], 1_000_000).unwrap(),
+            pool,
         })
     }
 
@@ -252,6 +256,37 @@ mod tests {
             assert_eq!(status, expected, "{body}");
             assert!(body["detail"].is_string() || status == 200, "{body}");
         }
+    }
+
+    struct Slow;
+
+    impl Classify for Slow {
+        fn probabilities(&mut self, _: &RgbImage) -> Result<Vec<f32>, String> {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            Ok(vec![1.0, 0.0, 0.0])
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_prediction_over_the_request_timeout_is_a_504_and_health_stays_up() {
+        let timeout = std::time::Duration::from_millis(20);
+        let pool = InferencePool::start_with_timeout(vec![Box::new(Slow)], 1_000_000, timeout).unwrap();
+        let app = test::init_service(app(with_pool(1000, pool))).await;
+        let started = std::time::Instant::now();
+        let response = test::call_service(&app, post(&format!("{{\"image\": \"{PNG}\"}}")).to_request()).await;
+        assert_eq!(response.status().as_u16(), 504);
+        assert!(started.elapsed() < std::time::Duration::from_millis(250), "{:?}", started.elapsed());
+        let body: serde_json::Value = serde_json::from_slice(&test::read_body(response).await).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"detail": "the request took longer than REQUEST_TIMEOUT_S (0.02 s) to process"})
+        );
+        let health = test::call_service(&app, TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(health.status().as_u16(), 200);
+        // Refusals made before the pool keep their codes.
+        let refused =
+            test::call_service(&app, post("").insert_header((header::CONTENT_TYPE, "text/plain")).to_request());
+        assert_eq!(refused.await.status().as_u16(), 415);
     }
 
     #[actix_web::test]

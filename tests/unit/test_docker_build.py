@@ -308,7 +308,7 @@ def test_dockerfile_contract(service):
     assert instructions[0] == f"ARG BASE_IMAGE={base.PUBLIC_BASE_IMAGE}"
     assert sum(line.startswith("FROM ${BASE_IMAGE}") for line in instructions) == 2
     assert f"EXPOSE {spec.port}" in instructions
-    assert "USER 10001" in instructions
+    assert "USER 10001:10001" in instructions
     module = spec.packages[0].name
     assert f'CMD ["python", "-m", "{module}"]' in instructions
     text = "\n".join(lines)
@@ -509,7 +509,7 @@ def test_rust_dockerfile_contract():
     text = (spec.directory / "Dockerfile").read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
     assert instructions[0] == "FROM scratch"  # nothing to pull, nothing but what the context holds
-    assert "USER 10001" in instructions
+    assert "USER 10001:10001" in instructions
     assert f"EXPOSE {spec.port}" in instructions
     assert any(line.startswith("HEALTHCHECK") and "--healthcheck" in line for line in instructions)
     for buildkit_only in ("--mount", "<<"):

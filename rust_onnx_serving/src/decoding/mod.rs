@@ -13,6 +13,11 @@ use std::fmt;
 /// services turn Pillow's `DecompressionBombWarning` into an error), whatever `MAX_PIXELS` says.
 pub const PILLOW_MAX_IMAGE_PIXELS: u64 = 89_478_485;
 
+/// Longer side / shorter side at most this (serving_common.decoding.MAX_ASPECT_RATIO). The model resizes the
+/// shorter side to 256 and the longer one in proportion, so a 1×2000 strip of a few hundred bytes would become a
+/// 256×512,000 float tensor (1.5 GB); 100:1 caps that at 256×25,600.
+pub const MAX_ASPECT_RATIO: u64 = 100;
+
 const JPEG_MAGIC: &[u8] = b"\xFF\xD8\xFF";
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -39,6 +44,8 @@ pub enum DecodeError {
     Bomb { width: u64, height: u64 },
     /// Larger than the configured `MAX_PIXELS`.
     TooManyPixels { width: u64, height: u64, limit: u64 },
+    /// Longer than `MAX_ASPECT_RATIO` times its width, or wider than that times its height.
+    AspectRatio { width: u64, height: u64 },
     /// The header is fine but the data is not.
     Corrupt(String),
 }
@@ -55,6 +62,15 @@ impl fmt::Display for DecodeError {
             ),
             DecodeError::TooManyPixels { width, height, limit } => {
                 write!(f, "image is {width}x{height} pixels; the limit is {limit} pixels")
+            }
+            DecodeError::AspectRatio { width, height } => {
+                let (longer, shorter) = ((*width).max(*height), (*width).min(*height));
+                write!(
+                    f,
+                    "image is {width}x{height} pixels, an aspect ratio over {MAX_ASPECT_RATIO}:1; the model would \
+                     resize it to 256x{} pixels",
+                    u128::from(longer) * 256 / u128::from(shorter)
+                )
             }
             DecodeError::Corrupt(reason) => write!(f, "image data is corrupt or truncated: {reason}"),
         }
@@ -74,7 +90,8 @@ pub fn decode_rgb(data: &[u8], max_pixels: Option<u64>) -> Result<RgbImage, Deco
     }
 }
 
-/// The checks Pillow makes on the size from the header, in its order: bomb limit at open, then `MAX_PIXELS`.
+/// The checks on the size from the header, in the Python services' order: Pillow's bomb limit at open, then
+/// `MAX_PIXELS`, then the aspect ratio.
 fn check_size(width: u64, height: u64, max_pixels: Option<u64>) -> Result<(), DecodeError> {
     let pixels = width.saturating_mul(height);
     if pixels > PILLOW_MAX_IMAGE_PIXELS {
@@ -84,6 +101,10 @@ fn check_size(width: u64, height: u64, max_pixels: Option<u64>) -> Result<(), De
         && pixels > limit
     {
         return Err(DecodeError::TooManyPixels { width, height, limit });
+    }
+    let (longer, shorter) = (width.max(height), width.min(height));
+    if shorter > 0 && u128::from(longer) > u128::from(MAX_ASPECT_RATIO) * u128::from(shorter) {
+        return Err(DecodeError::AspectRatio { width, height });
     }
     Ok(())
 }
@@ -144,6 +165,26 @@ mod tests {
             Err(DecodeError::Bomb { width: 10_000, height: 10_000 })
         );
         assert_eq!(check_size(u64::MAX, u64::MAX, None), Err(DecodeError::Bomb { width: u64::MAX, height: u64::MAX }));
+    }
+
+    #[test]
+    fn aspect_ratios_over_100_to_1_are_refused_last() {
+        assert_eq!(check_size(1, 100, Some(100)), Ok(()));
+        assert_eq!(check_size(300, 3, None), Ok(()));
+        assert_eq!(check_size(1, 1, Some(1)), Ok(()));
+        assert_eq!(check_size(1, 101, None), Err(DecodeError::AspectRatio { width: 1, height: 101 }));
+        assert_eq!(check_size(301, 3, Some(1000)), Err(DecodeError::AspectRatio { width: 301, height: 3 }));
+        // MAX_PIXELS first; a zero side is left to the decoder.
+        assert!(matches!(check_size(1, 101, Some(100)), Err(DecodeError::TooManyPixels { .. })));
+        assert_eq!(check_size(0, 5000, None), Ok(()));
+        assert_eq!(
+            DecodeError::AspectRatio { width: 1, height: 2000 }.to_string(),
+            "image is 1x2000 pixels, an aspect ratio over 100:1; the model would resize it to 256x512000 pixels"
+        );
+        assert_eq!(
+            DecodeError::AspectRatio { width: 20_000, height: 3 }.to_string(),
+            "image is 20000x3 pixels, an aspect ratio over 100:1; the model would resize it to 256x1706666 pixels"
+        );
     }
 
     #[test]

@@ -83,6 +83,9 @@ struct Stream {
     mode: Option<(Mode, usize)>,
     interlaced: bool,
     palette: Option<Vec<u8>>,
+    /// The last tRNS of a palette image had one fully transparent entry and the rest opaque: Pillow keeps the
+    /// index (`info["transparency"] = i`), not the bytes.
+    transparent_index: bool,
     text_memory: usize,
     sequence: Option<u32>,
     frames: Option<u32>,
@@ -128,6 +131,11 @@ impl Stream {
                 };
                 if s.len() < needed {
                     return short("tRNS");
+                }
+                if matches!(self.mode, Some((Mode::Palette, _))) {
+                    // `_simple_palette = re.compile(b"^\xff*\x00\xff*$")`
+                    self.transparent_index =
+                        s.iter().filter(|&&b| b == 0).count() == 1 && s.iter().all(|&b| b == 0 || b == 0xFF);
                 }
             }
             b"gAMA" if s.len() < 4 => return short("gAMA"),
@@ -568,6 +576,7 @@ pub(super) fn decode(data: &[u8], max_pixels: Option<u64>) -> Result<RgbImage, D
     let (mode, _) = stream.mode.expect("opened streams have a mode");
 
     // Pillow checks the palette when it applies it: more than 256 entries is an error.
+    let had_palette = stream.palette.is_some();
     let palette = stream.palette.clone().unwrap_or_default();
     if mode == Mode::Palette && palette.len() / 3 > 256 {
         return Err(corrupt("invalid palette size"));
@@ -584,6 +593,10 @@ pub(super) fn decode(data: &[u8], max_pixels: Option<u64>) -> Result<RgbImage, D
     let mut image_data = ImageData { data, position: data_position, remaining: data_length };
     inflate_image(&mut image_data, &mut stream, &mut canvas, tile)?;
     read_to_end(&image_data, &mut stream, animated)?;
+    if mode == Mode::Palette && !had_palette && stream.transparent_index {
+        // `convert("RGB")` maps the transparent index through the palette: `assert self.palette is not None`.
+        return Err(corrupt("a transparent palette index but no palette before the image data"));
+    }
 
     let pixels = if mode == Mode::Palette {
         // 256 entries; those the PLTE chunk does not give are black.
@@ -636,6 +649,55 @@ mod tests {
     fn crc32_matches_the_png_check_value() {
         assert_eq!(crc32(&[b"IEND", b""]), 0xAE42_6082);
         assert_eq!(crc32(&[b"IE", b"ND"]), 0xAE42_6082);
+    }
+
+    /// A 4×2 palette PNG (indices 0..3 per row) made of `chunks` between IHDR and IEND; `IDAT` stands for its data.
+    fn palette_png(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+        let chunk = |kind: &[u8], body: &[u8]| {
+            let crc = crc32(&[kind, body]).to_be_bytes();
+            [&(body.len() as u32).to_be_bytes()[..], kind, body, &crc].concat()
+        };
+        // zlib of two rows "\0\0\x01\x02\x03", stored (no compression), with its Adler-32.
+        let raw = b"\0\0\x01\x02\x03\0\0\x01\x02\x03";
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in raw {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        let idat = [&[0x78, 0x01, 0x01, 10, 0, 0xF5, 0xFF][..], raw, &((b << 16) | a).to_be_bytes()].concat();
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &[0, 0, 0, 4, 0, 0, 0, 2, 8, 3, 0, 0, 0]));
+        for (kind, body) in chunks {
+            png.extend(if *kind == b"IDAT" { chunk(b"IDAT", &idat) } else { chunk(*kind, body) });
+        }
+        png.extend(chunk(b"IEND", b""));
+        png
+    }
+
+    #[test]
+    fn a_transparent_index_needs_a_palette_before_the_image_data() {
+        let plte: &[u8] = &[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120];
+        let idat: (&[u8; 4], &[u8]) = (b"IDAT", b"");
+        let refused =
+            |chunks: &[(&[u8; 4], &[u8])]| matches!(decode(&palette_png(chunks), None), Err(DecodeError::Corrupt(_)));
+        // As Pillow: `convert("RGB")` asserts a palette once tRNS gave a single transparent index.
+        assert!(refused(&[(b"tRNS", b"\xff\x00\xff"), idat]));
+        assert!(refused(&[idat, (b"tRNS", b"\x00")]));
+        assert!(refused(&[(b"tRNS", b"\x00"), idat, (b"PLTE", plte)]));
+        // Bytes (not one index), no tRNS, or a palette in time: decoded (indices without a palette are black).
+        for chunks in [
+            &[(b"tRNS", &b"\x80\x00"[..]), idat][..],
+            &[(b"tRNS", &b"\x00\x00"[..]), idat],
+            &[(b"tRNS", &b""[..]), idat],
+            &[(b"tRNS", &b"\x00"[..]), (b"tRNS", &b"\x80"[..]), idat],
+            &[idat],
+            &[(b"PLTE", plte), (b"tRNS", &b"\x00"[..]), idat],
+        ] {
+            let image = decode(&palette_png(chunks), None).unwrap();
+            assert_eq!((image.width, image.height), (4, 2));
+        }
+        let image = decode(&palette_png(&[(b"PLTE", plte), idat]), None).unwrap();
+        assert_eq!(&image.pixels[..12], plte);
     }
 
     #[test]

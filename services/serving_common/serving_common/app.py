@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving_common.config import Settings
 from serving_common.decoding import decode_rgb
-from serving_common.errors import ApiError, too_large, unsupported_media_type
+from serving_common.errors import ApiError, gateway_timeout, too_large, unsupported_media_type
 from serving_common.manifest import read_manifest
 from serving_common.request import parse_predict_body
 
@@ -36,11 +38,57 @@ class Service:
     manifest: dict[str, Any]
     predictor: Predictor
 
-    def predict(self, body: bytes) -> tuple[int, np.ndarray]:
-        pixels = decode_rgb(parse_predict_body(body), max_pixels=self.settings.max_pixels)
+    def predict(self, body: bytes, deadline: float | None = None) -> tuple[int, np.ndarray]:
+        """Parse, decode, classify; past ``deadline`` (``time.monotonic()``) the next step is not started."""
+        _check_deadline(deadline, self.settings.request_timeout_s)
+        data = parse_predict_body(body)
+        _check_deadline(deadline, self.settings.request_timeout_s)
+        pixels = decode_rgb(data, max_pixels=self.settings.max_pixels)
+        del data
+        _check_deadline(deadline, self.settings.request_timeout_s)
         probabilities = self.predictor.probabilities(pixels)
         # argmax takes the lowest index on a tie, as the contract says.
         return int(np.argmax(probabilities)), probabilities
+
+    async def predict_within_timeout(self, body: bytes) -> tuple[int, np.ndarray]:
+        """:meth:`predict` in a worker thread, answered 504 once it takes longer than ``REQUEST_TIMEOUT_S``.
+
+        A thread cannot be cancelled: on a timeout the request is answered at once and the thread is abandoned;
+        it stops before its next step (parse → decode → inference), but a step under way (a decode, an
+        inference) runs to its end and keeps its CPU until then.
+        """
+        timeout = self.settings.request_timeout_s
+        try:
+            with anyio.fail_after(timeout):
+                return await anyio.to_thread.run_sync(
+                    self.predict, body, time.monotonic() + timeout, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise _timed_out(timeout) from None
+
+
+def describe_validation_error(error: RequestValidationError) -> str:
+    """One sentence per problem, as rust-onnx-serving words them."""
+    parts = []
+    for problem in error.errors():
+        location = tuple(str(part) for part in problem.get("loc", ()))
+        if location == ("query", "probabilities"):
+            parts.append(
+                "query parameter 'probabilities' must be a boolean (true/false, 1/0, yes/no, on/off), "
+                f"got {problem.get('input')!r}"
+            )
+        else:
+            parts.append(f"{' '.join(location)}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request is invalid"
+
+
+def _timed_out(timeout: float) -> ApiError:
+    return gateway_timeout(f"the request took longer than REQUEST_TIMEOUT_S ({timeout:g} s) to process")
+
+
+def _check_deadline(deadline: float | None, timeout: float) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise _timed_out(timeout)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -80,6 +128,12 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 (only the query can fail: the body is read by hand) says it in a list; the contract
+        # is one string.
+        return JSONResponse({"detail": describe_validation_error(error)}, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
@@ -101,7 +155,7 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
         service = state["service"]
         _require_json(request)
         body = await _read_body(request, service.settings.max_body_bytes)
-        index, probs = await run_in_threadpool(service.predict, body)
+        index, probs = await service.predict_within_timeout(body)
         response: dict[str, Any] = {"prediction": service.manifest["classes"][index]}
         if probabilities:
             response["probabilities"] = [float(p) for p in probs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,30 @@ def _int_env(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+# A decimal number as Python's float() reads one (sign, underscores between digits, fraction, exponent), minus
+# inf/nan and non-ASCII digits: rust-onnx-serving accepts exactly this grammar too.
+_DECIMAL = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?", re.ASCII)
+
+#: REQUEST_TIMEOUT_S may be at most a day.
+MAX_REQUEST_TIMEOUT_S = 86_400.0
+
+
+def _seconds_env(name: str, default: float, maximum: float = MAX_REQUEST_TIMEOUT_S) -> float:
+    """A positive number of seconds (``0.5``, ``30``, ``1e-3``); unset or blank means the default."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}")
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"{name} must be greater than 0, got {text}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g}, got {text}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service reads from its environment; logged once at start."""
@@ -58,6 +83,8 @@ class Settings:
     cpu_limit: float
     max_body_bytes: int
     max_pixels: int
+    #: Seconds a request's processing (parse, decode, inference) may take before it is answered 504.
+    request_timeout_s: float
 
     @classmethod
     def from_env(cls, default_port: int) -> Settings:
@@ -73,6 +100,7 @@ class Settings:
             cpu_limit=round(cpus, 3),
             max_body_bytes=_int_env("MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_pixels=_int_env("MAX_PIXELS", 50_000_000),
+            request_timeout_s=_seconds_env("REQUEST_TIMEOUT_S", 30.0),
         )
 
     def describe(self) -> dict[str, Any]:

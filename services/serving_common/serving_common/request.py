@@ -42,7 +42,9 @@ def parse_predict_body(body: bytes) -> bytes:
     if _too_deep(body):
         raise bad_request(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document: Any = json.loads(body)
+        # Only the types of values matter: integers are not converted (Python refuses to convert more than
+        # 4300 digits, a ValueError that would otherwise be a 500; rust-onnx-serving takes any length).
+        document: Any = json.loads(body, parse_int=_unconverted_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise bad_request(f"request body is not valid JSON: {error}") from error
     if not isinstance(document, dict):
@@ -61,6 +63,10 @@ def parse_predict_body(body: bytes) -> bytes:
     if not data:
         raise unprocessable("field 'image' decodes to no bytes")
     return data
+
+
+def _unconverted_int(_: str) -> int:
+    return 0
 
 
 def _json_type(value: object) -> str:

@@ -1,6 +1,6 @@
 """``python -m torch_serving``: log the configuration, check the model, serve."""
 
 from serving_common.launch import main
-from torch_serving.app import PORT
+from torch_serving import PORT
 
 raise SystemExit(main("torch-serving", "torch_serving.app:app", PORT, ("state_dict",)))

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import docker
+from docker.models.containers import Container
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
@@ -25,6 +28,10 @@ from testcontainers.core.container import DockerContainer
 from model_serving.docker.engine import client, engine_host
 
 LABEL = "org.model-serving.role"
+# Which process started a container: the sweep removes only its own and those of processes that are gone, so
+# two test sessions on one engine do not remove each other's containers.
+OWNER_LABEL = "org.model-serving.owner"
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
 SERVICE_PORTS = {"onnx-serving": 8080, "torch-serving": 8081, "rust-onnx-serving": 8082}
 
 
@@ -53,6 +60,12 @@ class RunningService:
 
     def logs(self) -> str:
         return _logs(self.container)
+
+    @property
+    def docker_container(self) -> Container:
+        """The Docker SDK's handle on the container (to signal it, wait for it, inspect it)."""
+        wrapped: Container = self.container.get_wrapped_container()
+        return wrapped
 
 
 def _logs(container: DockerContainer) -> str:
@@ -116,7 +129,7 @@ def run_service(
     container = (
         DockerContainer(image, docker_client_kw={"timeout": 120})
         .with_exposed_ports(port)
-        .with_kwargs(nano_cpus=int(cpus * 1e9), labels={LABEL: service}, **docker_kwargs)
+        .with_kwargs(nano_cpus=int(cpus * 1e9), labels={LABEL: service, OWNER_LABEL: OWNER}, **docker_kwargs)
     )
     for key, value in (env or {}).items():
         container.with_env(key, value)
@@ -144,9 +157,76 @@ def _remove(container: DockerContainer) -> None:
             wrapped.remove(force=True, v=True)
 
 
+def _owner_gone(owner: str) -> bool:
+    host, _, pid = owner.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's session: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return int(pid) == os.getpid()
+
+
 def remove_leftovers() -> list[str]:
-    """Remove every container this suite labelled (e.g. after a run that was killed); return their names."""
-    leftovers = client().containers.list(all=True, filters={"label": LABEL})
-    for container in leftovers:
-        container.remove(force=True, v=True)
-    return [c.name for c in leftovers]
+    """Remove containers this process labelled, and those of sessions that died (e.g. a killed run)."""
+    removed = []
+    for container in client().containers.list(all=True, filters={"label": LABEL}):
+        owner = container.labels.get(OWNER_LABEL, "")
+        if owner == OWNER or _owner_gone(owner):
+            with suppress(docker.errors.NotFound, docker.errors.APIError):
+                container.remove(force=True, v=True)
+                removed.append(container.name)
+    return removed
+
+
+@contextmanager
+def created_container(
+    service: str, image: str, cpus: float, env: Mapping[str, str] | None = None, **docker_kwargs: Any
+) -> Iterator[Container]:
+    """Create ``image`` as :func:`run_service` would (labelled, ``cpus`` CPUs, its port published on a port the
+    engine picks) but do not start it, so a test can copy files in (``put_archive``) first, then start it and watch
+    it without waiting for health; removed in all cases."""
+    port = SERVICE_PORTS[service]
+    container = client().containers.create(
+        image,
+        environment=dict(env or {}),
+        nano_cpus=int(cpus * 1e9),
+        labels={LABEL: service, OWNER_LABEL: OWNER},
+        ports={f"{port}/tcp": None},
+        **docker_kwargs,
+    )
+    try:
+        yield container
+    finally:
+        with suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+def wait_for_exit(container: Container, timeout_s: float, poll_s: float = 0.02) -> int | None:
+    """The container's exit code once it has stopped, or None if it is still running after ``timeout_s``."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            return int(container.attrs["State"]["ExitCode"])
+        if time.perf_counter() >= deadline:
+            return None
+        time.sleep(poll_s)
+
+
+def run_time_s(container: Container) -> float | None:
+    """How long the stopped container's process ran, start to exit, by the engine's own clock."""
+    container.reload()
+    state = container.attrs["State"]
+    if container.status not in ("exited", "dead"):
+        return None
+    return max(0.0, (_engine_time(state["FinishedAt"]) - _engine_time(state["StartedAt"])).total_seconds())
+
+
+def _engine_time(stamp: str) -> datetime:
+    """Docker's RFC 3339 time with nanoseconds → datetime (microseconds)."""
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(fraction or '0')[:6]:0<6}+00:00")

@@ -1,0 +1,211 @@
+"""Property-based request bodies (hypothesis) against the three running services.
+
+Every generated request goes to all three services. Properties: never a 5xx; a refusal is JSON
+``{"detail": <str>}``, a success ``{"prediction": <str>}``; the three give the same status for the same request.
+The number of examples is bounded (``FUZZ_EXAMPLES`` per test, default 60; each example is sent to every
+service), with no deadline (torch-serving takes tens of milliseconds per prediction).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+from conftest import SERVICE_NAMES
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+pytestmark = pytest.mark.integration
+
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+CLIENT_TIMEOUT_S = 30.0
+
+FUZZ = settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
+
+
+def _image(fmt: str, size: tuple[int, int], **options: object) -> bytes:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+#: Small valid files to mutate: a decoder's edge cases are near valid input, not in random bytes.
+SEEDS = [
+    _image("JPEG", (24, 16), quality=80),
+    _image("JPEG", (17, 9), quality=95, progressive=True),
+    _image("JPEG", (16, 16), quality=70, subsampling=0),
+    _image("PNG", (12, 10)),
+    _image("PNG", (9, 7), optimize=True),
+]
+SIGNATURES = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF\x00\x00\x00\x00WEBP", b"II*\x00"]
+CONTENT_TYPES = [
+    "application/json",
+    "application/json; charset=utf-8",
+    "APPLICATION/JSON",
+    "application/json ;x=y",
+    "application/jsonx",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "",
+]
+PROBABILITIES = ["true", "false", "1", "0", "yes", "off", "TRUE", "maybe", "", "2", "tru e"]
+
+
+@st.composite
+def mutated_image(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete"]))
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        if kind == "flip" and data:
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "set" and data:
+            data[at] = draw(st.integers(0, 255))
+        elif kind == "truncate":
+            del data[at:]
+        elif kind == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        elif kind == "delete":
+            del data[at : at + draw(st.integers(1, 16))]
+    return bytes(data)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20), st.integers(-(10**30), 10**30)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+image_values = st.one_of(
+    json_values,
+    st.binary(max_size=600).map(_b64),
+    st.builds(lambda sig, rest: _b64(sig + rest), st.sampled_from(SIGNATURES), st.binary(max_size=300)),
+    mutated_image().map(_b64),
+    st.sampled_from(SEEDS).map(_b64),
+    st.from_regex(r"[A-Za-z0-9+/=]{0,40}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9+/\-_= \n]{0,40}", fullmatch=True),
+)
+
+
+@st.composite
+def predict_objects(draw: st.DrawFn) -> bytes:
+    """A JSON object with a (random) ``image``, extra members, random escaping, sometimes another encoding."""
+    document = draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3))
+    if draw(st.booleans()) or not document:
+        document["image"] = draw(image_values)
+    text = json.dumps(document, ensure_ascii=draw(st.booleans()), allow_nan=True)
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32"]))
+    return text.encode(encoding, errors="surrogatepass")
+
+
+@st.composite
+def json_ish(draw: st.DrawFn) -> bytes:
+    """JSON text, sometimes broken: cut short, a character changed, put in an array, nested."""
+    text = json.dumps(draw(json_values), allow_nan=True)
+    edit = draw(st.sampled_from(["none", "cut", "change", "wrap", "nest"]))
+    if edit == "cut" and text:
+        text = text[: draw(st.integers(0, len(text) - 1))]
+    elif edit == "change" and text:
+        at = draw(st.integers(0, len(text) - 1))
+        text = text[:at] + draw(st.sampled_from(list('{}[]",:\\ 0ae-'))) + text[at + 1 :]
+    elif edit == "wrap":
+        text = '{"image": ' + text + "}"
+    elif edit == "nest":
+        depth = draw(st.integers(25, 40))
+        text = '{"image": ' + "[" * depth + text + "]" * depth + "}"
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client() as http:
+        yield http
+
+
+def _send_everywhere(
+    services: dict, client: httpx.Client, body: bytes, content_type: str | None, query: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    params = {} if query is None else {"probabilities": query}
+    answers = {}
+    for name in SERVICE_NAMES:
+        try:
+            response = client.post(
+                services[name].base_url + "/predict/",
+                content=body,
+                headers=headers,
+                params=params,
+                timeout=CLIENT_TIMEOUT_S,
+            )
+        except httpx.TransportError as error:
+            pytest.fail(f"{name}: {error!r} for {body[:200]!r}; its logs:\n{services[name].logs()[-3000:]}")
+        answers[name] = (response.status_code, response.content[:300])
+        assert response.status_code < 500, (
+            f"{name} gave {response.status_code}: {response.text[:300]} for {body[:200]!r}"
+        )
+        document = response.json()
+        key = "prediction" if response.status_code == 200 else "detail"
+        assert isinstance(document, dict), f"{name}: {document}"
+        assert isinstance(document.get(key), str), f"{name}: {document}"
+    statuses = {status for status, _ in answers.values()}
+    event(f"status {'/'.join(str(status) for status in sorted(statuses))}")
+    assert len(statuses) == 1, f"the services disagree on {body[:200]!r} ({content_type!r}, {query!r}): {answers}"
+
+
+@FUZZ
+@given(body=st.binary(max_size=400), content_type=st.sampled_from(CONTENT_TYPES[:3]))
+def test_random_bytes(services, client, body, content_type):
+    _send_everywhere(services, client, body, content_type, None)
+
+
+@FUZZ
+@given(body=json_ish())
+def test_random_json(services, client, body):
+    _send_everywhere(services, client, body, "application/json", None)
+
+
+@FUZZ
+@given(body=predict_objects(), query=st.none() | st.sampled_from(PROBABILITIES))
+def test_random_image_values(services, client, body, query):
+    _send_everywhere(services, client, body, "application/json", query)
+
+
+@FUZZ
+@given(image=mutated_image(), query=st.none() | st.sampled_from(PROBABILITIES))
+def test_mutated_images(services, client, image, query):
+    _send_everywhere(services, client, json.dumps({"image": _b64(image)}).encode(), "application/json", query)
+
+
+@FUZZ
+@given(
+    body=st.one_of(
+        predict_objects(), st.sampled_from(SEEDS).map(lambda data: json.dumps({"image": _b64(data)}).encode())
+    ),
+    content_type=st.none()
+    | st.sampled_from(CONTENT_TYPES)
+    | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40).map(str.strip),
+)
+def test_random_content_types(services, client, body, content_type):
+    _send_everywhere(services, client, body, content_type, None)
