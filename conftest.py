@@ -16,9 +16,10 @@ import pytest
 from model_serving.artifacts import ModelSource, export
 from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
+from model_serving.docker.build import SERVICES
 from model_serving.paths import DEFAULT_MODEL_DIR
 
-SERVICE_NAMES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
+SERVICE_NAMES = tuple(SERVICES)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -25,6 +25,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from testcontainers.core.container import DockerContainer
 
+from model_serving.docker.build import SERVICES
 from model_serving.docker.engine import client, engine_host
 
 LABEL = "org.model-serving.role"
@@ -32,7 +33,6 @@ LABEL = "org.model-serving.role"
 # two test sessions on one engine do not remove each other's containers.
 OWNER_LABEL = "org.model-serving.owner"
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
-SERVICE_PORTS = {"onnx-serving": 8080, "torch-serving": 8081, "rust-onnx-serving": 8082}
 
 
 class ServiceStartError(Exception):
@@ -125,7 +125,7 @@ def run_service(
 
     ``startup_s`` is measured from the start call to the first 200.
     """
-    port = SERVICE_PORTS[service]
+    port = SERVICES[service].port
     container = (
         DockerContainer(image, docker_client_kw={"timeout": 120})
         .with_exposed_ports(port)
@@ -189,7 +189,7 @@ def created_container(
     """Create ``image`` as :func:`run_service` would (labelled, ``cpus`` CPUs, its port published on a port the
     engine picks) but do not start it, so a test can copy files in (``put_archive``) first, then start it and watch
     it without waiting for health; removed in all cases."""
-    port = SERVICE_PORTS[service]
+    port = SERVICES[service].port
     container = client().containers.create(
         image,
         environment=dict(env or {}),

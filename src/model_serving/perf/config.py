@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-SERVICES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
+from model_serving.docker.build import SERVICES as SERVICE_SPECS
+
+SERVICES = tuple(SERVICE_SPECS)  # in the order reports show them
 
 
 @dataclass(frozen=True)
