@@ -136,7 +136,14 @@ def run_service(
     try:
         started = time.perf_counter()
         container.start()
-        host_port = int(container.get_exposed_port(port))
+        try:
+            host_port = int(container.get_exposed_port(port))
+        except ConnectionError as error:
+            # A service that exits at once (e.g. on a bad model) has no port mapping left to read.
+            raise ServiceStartError(
+                f"{service} ({image}) exited before its port could be read ({error}). Container logs:\n"
+                + _logs(container)
+            ) from error
         url = f"http://{engine_host()}:{host_port}/"
         healthy = wait_until_healthy(url, timeout_s, _is_running(container))
         startup = time.perf_counter() - started
