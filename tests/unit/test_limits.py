@@ -191,3 +191,49 @@ def test_integers_of_any_length_are_numbers_not_errors(body, detail):
     with pytest.raises(ApiError) as caught:
         parse_predict_body(body)
     assert (caught.value.status, caught.value.detail) == (422, detail)
+
+
+class _CountingPredictor:
+    """Records the most requests it ever had in progress at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.in_progress = 0
+        self.most_at_once = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.calls += 1
+            self.in_progress += 1
+            self.most_at_once = max(self.most_at_once, self.in_progress)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.in_progress -= 1
+        return np.array([0.25, 0.75])
+
+
+async def _concurrently(service: Service, count: int) -> list[object]:
+    tasks = [asyncio.ensure_future(service.predict_within_timeout(_png_body())) for _ in range(count)]
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def test_a_worker_processes_one_request_at_a_time():
+    predictor = _CountingPredictor(0.02)
+    service = _service(predictor, timeout=10)  # type: ignore[arg-type]
+    results = asyncio.run(_concurrently(service, 8))
+    assert all(isinstance(result, tuple) for result in results), results
+    assert predictor.calls == 8
+    assert predictor.most_at_once == 1
+
+
+def test_a_request_that_waits_past_its_timeout_is_a_504_and_never_runs():
+    predictor = _CountingPredictor(0.3)
+    service = _service(predictor, timeout=0.2)  # type: ignore[arg-type]
+    results = asyncio.run(_concurrently(service, 3))
+    statuses = [result.status for result in results if isinstance(result, ApiError)]
+    # The first runs past the timeout (504, finishes in its abandoned thread); the other two time out waiting.
+    assert statuses == [504, 504, 504]
+    time.sleep(0.5)
+    assert predictor.calls <= 2, "a request still waiting for its turn at its deadline must not be run"
