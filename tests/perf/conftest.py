@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from model_serving.artifacts import ModelSource, export
+from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, request_body
-from model_serving.paths import ROOT
+from model_serving.paths import ROOT, USER_MODEL_DIR
 from model_serving.perf.config import SERVICES, RunConfig, load_thresholds, parse_threshold_option, profile_with
 from model_serving.perf.session import PerfRun
+from model_serving.progress import terminal_progress
 
 REPORT_FOLDER = pytest.StashKey[Path]()
 
@@ -26,9 +28,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.write_line(f"report: {folder}  (also {folder.parent / 'latest'})")
 
 
-def _progress(message: str) -> None:
-    # Straight to the terminal: pytest captures test output, and a long run must show where it is.
-    print(f"[perf] {message}", file=sys.__stderr__, flush=True)
+@pytest.fixture(scope="session")
+def perf_progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    return terminal_progress(pytestconfig, "perf")
 
 
 def _services(option: str | None) -> tuple[str, ...]:
@@ -52,19 +54,42 @@ def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def perf(request: pytest.FixtureRequest, default_artifacts, tmp_path_factory) -> Iterator[PerfRun]:
+def benchmarked_artifacts(request: pytest.FixtureRequest, perf_progress: Callable[[str], None]) -> Artifacts:
+    """The default model, or the user's (--state-dict / TORCH_MODEL_URI, --onnx-model / ONNX_MODEL_URI)."""
+    options = request.config.option
+    if not options.state_dict and not options.onnx_model:
+        return request.getfixturevalue("default_artifacts")
+    source = ModelSource.from_uris(options.state_dict, options.onnx_model, progress=perf_progress)
+    export(USER_MODEL_DIR, source, progress=perf_progress)
+    return Artifacts.open(USER_MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def perf(
+    request: pytest.FixtureRequest,
+    benchmarked_artifacts: Artifacts,
+    tmp_path_factory: pytest.TempPathFactory,
+    perf_progress: Callable[[str], None],
+) -> Iterator[PerfRun]:
     options = request.config.option
     try:
         profile = profile_with(
-            options.profile, options.requests, options.concurrency, options.cpus, options.startup_runs
+            options.profile,
+            options.requests,
+            options.concurrency,
+            options.cpus,
+            options.startup_runs,
+            options.memory_requests,
         )
         overrides = dict(parse_threshold_option(text) for text in options.threshold)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
     jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
     config = RunConfig(profile, _services(options.services), jpeg, load_thresholds(ROOT / "pyproject.toml", overrides))
-    run = PerfRun(config, default_artifacts.directory, options.reports_dir or ROOT / "reports", jpeg, body, _progress)
-    _progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
+    run = PerfRun(
+        config, benchmarked_artifacts.directory, options.reports_dir or ROOT / "reports", jpeg, body, perf_progress
+    )
+    perf_progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
     yield run
     if run.results:
         run.write_report()

@@ -56,6 +56,12 @@ def test_load_held_at_high_concurrency(perf, selected, name):
     assert outcome.ok, f"{name} did not hold c={perf.config.profile.held_concurrency}: {outcome.failure}"
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_memory_over_requests(perf, selected, name):
+    measured = perf.memory_over_requests(name)
+    assert measured.failure is None, f"{name}: failed measurement: {measured.failure}"
+
+
 def test_ratio_thresholds(perf):
     report = perf.write_report()
     failed = [a for a in report["assertions"] if a["passed"] is False]

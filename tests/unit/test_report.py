@@ -7,8 +7,8 @@ from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.stats_sampler import ResourceSamples
 from model_serving.perf.config import load_thresholds, parse_threshold_option, profile_with
-from model_serving.perf.measure import LoadMeasurement
-from model_serving.report.document import ServiceResults, build_report
+from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests
+from model_serving.report.document import ServiceResults, build_report, memory_growth
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.report.store import save_report
 from model_serving.report.summary import render_summary
@@ -106,3 +106,37 @@ def test_saved_report_has_json_summary_plots_and_latest(tmp_path):
     for plot in ("throughput", "latency_percentiles", "memory", "image_size", "startup"):
         assert (folder / f"{plot}.png").stat().st_size > 1000
     assert (tmp_path / "latest").resolve() == folder.resolve()
+
+
+def test_memory_growth_is_last_batch_over_first_batch():
+    # Warm-up at 60 MB, the working set at 90 after the first batch, then flat: no growth.
+    assert memory_growth([(20, 60.0), (520, 90.0), (1020, 91.0), (1520, 90.5)]) == pytest.approx(1.0056, abs=1e-4)
+    assert memory_growth([(20, 60.0), (520, 90.0), (1020, 120.0), (1520, 150.0)]) == pytest.approx(1.6667, abs=1e-4)
+    assert memory_growth([(20, 60.0), (520, 90.0)]) is None  # one batch says nothing about growth
+
+
+def test_memory_over_requests_in_report_summary_and_assertions():
+    results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
+    results["torch-serving"].memory_over_requests = MemoryOverRequests([(20, 200.0), (520, 300.0), (1020, 390.0)])
+    results["onnx-serving"].memory_over_requests = MemoryOverRequests([(20, 100.0), (520, 150.0), (1020, 151.0)])
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    thresholds = {"memory_growth.torch-serving.max": 1.1, "memory_growth.onnx-serving.max": 1.1}
+    report = build_report("run3", "t", environment, config, results, thresholds)
+    assert report["services"]["torch-serving"]["memory_over_requests"]["growth"] == 1.3
+    passed = {a["name"]: a["passed"] for a in report["assertions"]}
+    assert passed == {"memory_growth.torch-serving.max": False, "memory_growth.onnx-serving.max": True}
+    summary = render_summary(report)
+    assert "## Memory over requests" in summary
+    assert "200.0 → 300.0 → 390.0" in summary
+
+
+def test_the_report_names_the_model_it_measured():
+    results = {"torch-serving": _results()}
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    source = {"kind": "state_dict", "uri": "gs://weights/weather.pt", "generation": 17, "location": "gcs"}
+    model = {"model_id": "ab" * 32, "source": source}
+    report = build_report("run4", "t", environment, config, results, {}, model)
+    assert report["model"]["model_id"] == "ab" * 32
+    assert "Model `abababababab`: state dict `gs://weights/weather.pt` (generation 17)." in render_summary(report)

@@ -20,6 +20,12 @@ class ResourceSamples:
     cpu_percent: list[tuple[float, float]] = field(default_factory=list)
 
 
+def memory_now(container: Container) -> float | None:
+    """The container's memory in MB from one stats sample (about a second: the engine waits for a CPU delta)."""
+    memory = memory_bytes(container.stats(stream=False))
+    return None if memory is None else memory / 1e6
+
+
 @contextmanager
 def sample_resources(container: Container) -> Iterator[ResourceSamples]:
     """Collect stats samples (about one a second) for as long as the ``with`` block runs."""

@@ -23,15 +23,29 @@ class Profile:
     warmup_requests: int = 20
     # "Load held": a second ab run at high concurrency that must finish with no failed or non-2xx request.
     held_concurrency: int = 200
+    # "Memory over requests": a long run in batches, memory read at rest after each; a leak shows as growth
+    # after the first batch (which allocates the working set).
+    memory_requests: int = 2500
+    memory_batches: int = 5
 
 
 PROFILES = {
     # CI: proves the machinery end to end in minutes; the figures are indicative only.
-    "smoke": Profile("smoke", requests=300, concurrency=50, startup_runs=3, cpus=1.0, in_process_seconds=3.0),
+    "smoke": Profile(
+        "smoke", requests=300, concurrency=50, startup_runs=3, cpus=1.0, in_process_seconds=3.0, memory_requests=500
+    ),
     # The README's main job: under 15 minutes on a 2-core machine, figures worth comparing.
     "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
     # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
-    "upstream": Profile("upstream", requests=40000, concurrency=50, startup_runs=15, cpus=4.0, in_process_seconds=20.0),
+    "upstream": Profile(
+        "upstream",
+        requests=40000,
+        concurrency=50,
+        startup_runs=15,
+        cpus=4.0,
+        in_process_seconds=20.0,
+        memory_requests=10000,
+    ),
 }
 
 
@@ -52,6 +66,8 @@ class RunConfig:
             "in_process_seconds": self.profile.in_process_seconds,
             "warmup_requests": self.profile.warmup_requests,
             "held_concurrency": self.profile.held_concurrency,
+            "memory_requests": self.profile.memory_requests,
+            "memory_batches": self.profile.memory_batches,
             "services": list(self.services),
             "payload": str(self.payload),
             "thresholds": self.thresholds,
@@ -64,11 +80,18 @@ def profile_with(
     concurrency: int | None = None,
     cpus: float | None = None,
     startup_runs: int | None = None,
+    memory_requests: int | None = None,
 ) -> Profile:
     """A named profile with any of its numbers overridden."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
-    overrides = {"requests": requests, "concurrency": concurrency, "cpus": cpus, "startup_runs": startup_runs}
+    overrides = {
+        "requests": requests,
+        "concurrency": concurrency,
+        "cpus": cpus,
+        "startup_runs": startup_runs,
+        "memory_requests": memory_requests,
+    }
     return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
 
 

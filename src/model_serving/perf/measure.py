@@ -21,7 +21,7 @@ import httpx
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
-from model_serving.load.stats_sampler import ResourceSamples, sample_resources
+from model_serving.load.stats_sampler import ResourceSamples, memory_now, sample_resources
 
 Progress = Callable[[str], None]
 
@@ -32,6 +32,8 @@ BENCH_COMMANDS: dict[str, list[str]] = {
     "rust-onnx-serving": ["/rust-onnx-serving", "--bench"],
 }
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
+# Let in-flight work, freed buffers and the engine's counters settle before memory is read at rest.
+_SETTLE_S = 2.0
 
 
 class MeasurementError(Exception):
@@ -45,6 +47,14 @@ class LoadMeasurement:
     health: dict[str, Any]
     in_process_rps: float | None = None
     in_process_detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryOverRequests:
+    """Memory at rest (MB) after warm-up and after each batch of a long run: (requests served so far, MB)."""
+
+    points: list[tuple[int, float]] = field(default_factory=list)
+    failure: str | None = None
 
 
 class ServiceStarter:
@@ -129,3 +139,44 @@ def measure_load(
             detail = in_process_rate(running, jpeg, in_process_seconds)
             measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail
     return measurement
+
+
+def measure_memory_over_requests(
+    service: str,
+    image: str,
+    cpus: float,
+    body_path: Path,
+    requests: int,
+    batches: int,
+    concurrency: int,
+    warmup_requests: int,
+    progress: Progress,
+) -> MemoryOverRequests:
+    """One container: warm-up, then ``requests`` in ``batches`` ab runs, memory read at rest after each.
+
+    Memory grows in the first batch as the working set for ``concurrency`` clients is allocated; after that,
+    a service that does not leak stays flat, whatever the number of requests.
+    """
+    result = MemoryOverRequests()
+    served = 0
+    with run_service(service, image, cpus) as running:
+        container = running.container.get_wrapped_container()
+        _warm_up(running, body_path.read_bytes(), warmup_requests)
+        served += warmup_requests
+        for batch in range(batches + 1):
+            time.sleep(_SETTLE_S)
+            memory = memory_now(container)
+            if memory is None:
+                result.failure = f"{service}: the engine reported no memory usage"
+                return result
+            result.points.append((served, round(memory, 1)))
+            progress(f"{service}: {memory:.1f} MB at rest after {served} requests")
+            if batch == batches:
+                break
+            size = requests // batches + (1 if batch < requests % batches else 0)
+            outcome = run_ab(f"{running.base_url}/predict/", body_path, size, concurrency, service, progress)
+            if not outcome.ok:
+                result.failure = outcome.failure
+                return result
+            served += size
+    return result

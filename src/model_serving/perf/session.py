@@ -12,10 +12,17 @@ from model_serving.docker.containers import run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
-from model_serving.perf.measure import LoadMeasurement, ServiceStarter, measure_load
+from model_serving.perf.measure import (
+    LoadMeasurement,
+    MemoryOverRequests,
+    ServiceStarter,
+    measure_load,
+    measure_memory_over_requests,
+)
 from model_serving.report.document import ServiceResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
+from serving_common.manifest import read_manifest
 
 Progress = Callable[[str], None]
 
@@ -74,11 +81,33 @@ class PerfRun:
         with run_service(service, results.image.tag, profile.cpus) as running:
             return run_ab(f"{running.base_url}/predict/", self.body, requests, concurrency, service, self.progress, 120)
 
+    def memory_over_requests(self, service: str) -> MemoryOverRequests:
+        results = self.results_for(service)
+        profile = self.config.profile
+        self.progress(
+            f"{service}: memory over {profile.memory_requests} requests "
+            f"({profile.memory_batches} batches, c={profile.concurrency})"
+        )
+        results.memory_over_requests = measure_memory_over_requests(
+            service,
+            results.image.tag,
+            profile.cpus,
+            self.body,
+            profile.memory_requests,
+            profile.memory_batches,
+            profile.concurrency,
+            profile.warmup_requests,
+            self.progress,
+        )
+        return results.memory_over_requests
+
     def write_report(self) -> dict[str, Any]:
         """Build and save the report from whatever was measured (also after failures)."""
         ordered = {name: self.results[name] for name in self.config.services if name in self.results}
+        manifest = read_manifest(self.model_dir)
+        model = {"model_id": manifest["model_id"], "source": manifest.get("source"), "directory": str(self.model_dir)}
         self.report = build_report(
-            self.run_id, self.created_at, environment(), self.config.describe(), ordered, self.config.thresholds
+            self.run_id, self.created_at, environment(), self.config.describe(), ordered, self.config.thresholds, model
         )
         self.report_folder = save_report(self.report, self.reports_dir)
         self.progress(f"report written to {self.report_folder}")

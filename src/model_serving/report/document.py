@@ -4,7 +4,8 @@ Pure: takes what was measured, returns plain data. Where each figure comes from:
 ``load`` ← ab's output (load/ab_parser), ``memory_mb``/``cpu_percent`` ← the engine's stats (metrics/docker_stats)
 sampled during the ab run, ``startup_s`` ← start call to first 200 (docker/containers), ``image.size_mb`` ←
 the engine's image size, ``in_process_rps`` ← the service's own decode-and-predict loop run inside its container
-(perf/measure), ``efficiency`` = rps / (in_process_rps × CPU limit).
+(perf/measure), ``efficiency`` = rps / (in_process_rps × CPU limit), ``memory_over_requests`` ← memory at rest
+after each batch of a long run (perf/measure), its ``growth`` = last / after the first batch.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import AbReport
-from model_serving.perf.measure import LoadMeasurement
+from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.stats import summary
 
@@ -30,6 +31,7 @@ class ServiceResults:
     image: BuiltImage
     startup_s: list[float] = field(default_factory=list)
     load: LoadMeasurement | None = None
+    memory_over_requests: MemoryOverRequests | None = None
 
 
 def _load_figures(report: AbReport) -> dict[str, Any]:
@@ -47,15 +49,33 @@ def _load_figures(report: AbReport) -> dict[str, Any]:
     }
 
 
+def memory_growth(points: list[tuple[int, float]]) -> float | None:
+    """Memory after the last batch over memory after the first: the first allocates the working set."""
+    if len(points) < 3 or points[1][1] <= 0:
+        return None
+    return round(points[-1][1] / points[1][1], 4)
+
+
+def _memory_over_requests_section(measured: MemoryOverRequests) -> dict[str, Any]:
+    return {
+        "points": [[served, mb] for served, mb in measured.points],
+        "growth": memory_growth(measured.points) if measured.failure is None else None,
+        "failure": measured.failure,
+    }
+
+
 def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     section: dict[str, Any] = {
         "image": {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
     }
     if results.startup_s:
         section["startup_s"] = summary(results.startup_s)
+    if results.memory_over_requests is not None:
+        section["memory_over_requests"] = _memory_over_requests_section(results.memory_over_requests)
     measurement = results.load
     if measurement is None:
         return section
+    section["model_id"] = measurement.health.get("model_id")  # what the service says it serves
     section["workers"] = measurement.health.get("workers")
     section["threads"] = measurement.health.get("threads")
     outcome = measurement.outcome
@@ -93,6 +113,7 @@ def build_report(
     config: Mapping[str, Any],
     results: Mapping[str, ServiceResults],
     thresholds: Mapping[str, float],
+    model: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     cpus = float(config["cpus"])
     services = {name: service_section(r, cpus) for name, r in results.items()}
@@ -106,12 +127,19 @@ def build_report(
         metric: ratios({name: _figure(section, *path) for name, section in services.items()})
         for metric, path in metrics.items()
     }
+    # Not a ratio between services but of one service with itself; thresholds name the service.
+    all_ratios["memory_growth"] = {
+        name: growth
+        for name, section in services.items()
+        if (growth := _figure(section, "memory_over_requests", "growth")) is not None
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created_at": created_at,
         "environment": {**environment, "images": {n: s["image"] for n, s in services.items()}},
         "config": dict(config),
+        "model": dict(model or {}),
         "services": services,
         "ratios": all_ratios,
         "assertions": evaluate(all_ratios, thresholds),

@@ -19,6 +19,21 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
+def _model_line(model: Mapping[str, Any]) -> list[str]:
+    if not model.get("model_id"):
+        return []
+    source = model.get("source") or {}
+    if source.get("kind") == "default":
+        origin = f"the default model (seed {source.get('seed')})"
+    else:
+        origin = f"state dict `{source.get('uri', '?')}`"
+        if source.get("generation"):
+            origin += f" (generation {source['generation']})"
+    if source.get("onnx"):
+        origin += f", ONNX services on `{source['onnx'].get('uri')}`"
+    return [f"Model `{model['model_id'][:12]}`: {origin}."]
+
+
 def render_summary(report: Mapping[str, Any]) -> str:
     config, services = report["config"], report["services"]
     env = report["environment"]
@@ -28,6 +43,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
         f"Profile `{config['profile']}`: ab -n {config['requests']} -c {config['concurrency']}, "
         f"{config['cpus']} CPU per service, {config['startup_runs']} start-ups; payload `{config['payload']}`.",
         f"Host: {env['host_cpu']}, {env['host_cores']} cores; Docker {env['docker_engine']}; {env['ab']}.",
+        *_model_line(report.get("model") or {}),
         "",
         "## Performance",
         "",
@@ -82,6 +98,19 @@ def render_summary(report: Mapping[str, Any]) -> str:
         for name, s in services.items()
     ]
     lines += _table(["service", "image MB", "start-up median s", "min s", "max s", "runs"], rows)
+    grown = {n: s["memory_over_requests"] for n, s in services.items() if "memory_over_requests" in s}
+    if grown:
+        lines += ["", "## Memory over requests", ""]
+        rows = [
+            [
+                f"`{name}`",
+                " → ".join(f"{mb:.1f}" for _, mb in m["points"]),
+                " / ".join(str(served) for served, _ in m["points"]),
+                _cell(m["growth"], 3) if m["growth"] is not None else (m["failure"] or "–"),
+            ]
+            for name, m in grown.items()
+        ]
+        lines += _table(["service", "MB at rest", "after requests", "growth (last ÷ after 1st batch)"], rows)
     lines += ["", "## Ratios", ""]
     metrics = ("rps", "image_size_mb", "startup_s", "memory_mb")
     names = sorted({ratio for metric in metrics for ratio in report["ratios"].get(metric, {})})
