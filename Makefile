@@ -18,7 +18,10 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/cargo-target
 # root makes sure this checkout's sources are the ones compiled (the dependencies stay cached).
 CARGO := touch rust_onnx_serving/src/lib.rs rust_onnx_serving/src/main.rs && cd rust_onnx_serving && cargo
 
-.PHONY: setup system benchmark test lint format clean
+# The model the images serve: the default, or the user's when TORCH_MODEL_URI / ONNX_MODEL_URI are set.
+MODEL_DIR ?= $(if $(TORCH_MODEL_URI)$(ONNX_MODEL_URI),artifacts/user,artifacts/default)
+
+.PHONY: setup system benchmark test images lint format clean
 
 setup: system $(VENV)/.installed
 
@@ -38,6 +41,11 @@ benchmark: setup
 test: setup
 	$(CARGO) test --locked
 	$(BIN)/pytest
+
+# The three images for docker-compose.yaml (tagged :latest too).
+images: setup
+	$(BIN)/model-serving export --out $(MODEL_DIR)
+	$(BIN)/model-serving build --model $(MODEL_DIR)
 
 lint: setup
 	$(BIN)/ruff format --check .

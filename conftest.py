@@ -7,7 +7,7 @@ import os
 # The onnxruntime wheel records telemetry (files under ~/.cache/Microsoft) unless told not to.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.docker.build import SERVICES
 from model_serving.paths import DEFAULT_MODEL_DIR
+from model_serving.progress import terminal_progress
+from model_serving.sources.options import add_model_uri_options
 
 SERVICE_NAMES = tuple(SERVICES)
 
@@ -32,7 +34,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--requests", type=int, help="ab -n (default: the profile's)")
     group.addoption("--concurrency", type=int, help="ab -c (default: the profile's)")
     group.addoption("--startup-runs", type=int, help="start-ups per service (default: the profile's)")
+    group.addoption(
+        "--memory-requests", type=int, help="requests of the memory-over-requests run (default: the profile's)"
+    )
     group.addoption("--services", help="comma-separated services to measure (default: all three)")
+    add_model_uri_options(group.addoption)
     group.addoption("--payload", type=Path, help="a JPEG or PNG to send instead of the generated 1200x727 JPEG")
     group.addoption(
         "--threshold",
@@ -44,20 +50,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", type=Path, help="where reports go (default: reports/ under the project)")
 
 
-def _progress(message: str) -> None:
-    print(f"[model-serving] {message}", flush=True)
+@pytest.fixture(scope="session")
+def progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Progress lines shown on the terminal as they happen (pytest would capture a plain print)."""
+    return terminal_progress(pytestconfig, "model-serving")
 
 
 @pytest.fixture(scope="session")
-def default_artifacts() -> Artifacts:
+def default_artifacts(progress: Callable[[str], None]) -> Artifacts:
     """The default model's artifacts, exported once (and reused across runs while the recipe is unchanged)."""
-    export(DEFAULT_MODEL_DIR, ModelSource(), progress=_progress)
+    export(DEFAULT_MODEL_DIR, ModelSource(), progress=progress)
     return Artifacts.open(DEFAULT_MODEL_DIR)
 
 
 @pytest.fixture(scope="session")
-def corpus() -> list[Path]:
-    return corpus_paths(progress=_progress)
+def corpus(progress: Callable[[str], None]) -> list[Path]:
+    return corpus_paths(progress=progress)
 
 
 @pytest.fixture(scope="session")
@@ -76,21 +84,21 @@ def cpus(request: pytest.FixtureRequest) -> float:
 
 
 @pytest.fixture(scope="session")
-def service_images(default_artifacts: Artifacts) -> Iterator[dict]:
+def service_images(default_artifacts: Artifacts, progress: Callable[[str], None]) -> Iterator[dict]:
     """Every service image, built once per session (or reused when its content hash is unchanged)."""
     from model_serving.docker.build import build_service_image
     from model_serving.docker.containers import remove_leftovers
 
-    images = {name: build_service_image(name, default_artifacts.directory, _progress) for name in SERVICE_NAMES}
+    images = {name: build_service_image(name, default_artifacts.directory, progress) for name in SERVICE_NAMES}
     yield images
     # Belt and braces: every fixture removes its own container; this catches anything a crash left behind.
     left = remove_leftovers()
     if left:
-        _progress(f"removed leftover containers: {', '.join(left)}")
+        progress(f"removed leftover containers: {', '.join(left)}")
 
 
 @pytest.fixture(scope="session")
-def services(service_images: dict, cpus: float) -> Iterator[dict]:
+def services(service_images: dict, cpus: float, progress: Callable[[str], None]) -> Iterator[dict]:
     """All services running side by side for the whole session; every container removed at the end."""
     from model_serving.docker.containers import run_service
 
@@ -98,5 +106,5 @@ def services(service_images: dict, cpus: float) -> Iterator[dict]:
         running = {}
         for name, image in service_images.items():
             running[name] = stack.enter_context(run_service(name, image.tag, cpus))
-            _progress(f"{name} healthy at {running[name].base_url} after {running[name].startup_s:.2f} s")
+            progress(f"{name} healthy at {running[name].base_url} after {running[name].startup_s:.2f} s")
         yield running

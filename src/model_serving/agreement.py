@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -59,3 +60,26 @@ def compare(
     flipped = (reference.argmax(axis=1) != candidate.argmax(axis=1)) & decisive
     mismatches = tuple(name for name, bad in zip(names, flipped, strict=True) if bad)
     return Agreement(tuple(names), differences, mismatches, tolerance)
+
+
+def disagreements(
+    names: Sequence[str],
+    served: Mapping[str, np.ndarray],
+    reference: np.ndarray | None = None,
+    report: Callable[[str], None] = print,
+) -> list[str]:
+    """Every service against ``reference`` (when given) and every pair of services against each other; each
+    comparison is reported, and the failing ones are returned as explanations (empty: all agree)."""
+    pairs: list[tuple[str, np.ndarray, str, np.ndarray]] = []
+    if reference is not None:
+        pairs += [
+            (name, probabilities, "the in-process reference", reference) for name, probabilities in served.items()
+        ]
+    pairs += [(first, served[first], second, served[second]) for first, second in combinations(served, 2)]
+    failures = []
+    for first, candidate, second, baseline in pairs:
+        result = compare(names, baseline, candidate)
+        report(f"{first} vs {second}: {result.explain()}")
+        if not result.ok:
+            failures.append(f"{first} vs {second}:\n{result.explain()}")
+    return failures

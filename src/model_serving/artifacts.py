@@ -1,7 +1,8 @@
 """Model artifacts: state dict → ONNX with preprocessing → offline-optimized ONNX, described by a manifest.
 
-Derive, don't trust: the ONNX files are always exported from the state dict, so every service serves the same
-weights, and the export is checked against the torch reference before the manifest is written. The manifest
+Derive, don't trust: the ONNX files are exported from the state dict, so every service serves the same weights,
+and the graph is checked against the torch reference before the manifest is written. A prebuilt ONNX model
+(``ONNX_MODEL_URI``) is taken only if it fits the input contract and gives the state dict's probabilities. The manifest
 is written last; a folder without one is an unfinished export.
 """
 
@@ -31,8 +32,10 @@ from model_serving.model.default import (
 )
 from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
+from model_serving.model.onnx_contract import HOW_TO_DERIVE, check_served_contract, with_served_names
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, canonicalize_names, served_model
 from model_serving.model.preprocessing import preprocess
+from model_serving.sources import ResolvedSource, resolve_model_uri
 from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sha256_file, verify_files
 
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
@@ -45,29 +48,51 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where the weights come from: the seeded default, or a state dict file."""
+    """Where the weights come from: the seeded default or a state dict; optionally a prebuilt served ONNX model.
 
-    state_dict_path: Path | None = None
+    Files named by URI (``gs://…``) are resolved to local files first (:meth:`from_uris`).
+    """
+
+    state_dict: ResolvedSource | None = None
+    onnx: ResolvedSource | None = None
     seed: int = DEFAULT_SEED
 
+    @classmethod
+    def from_uris(
+        cls,
+        state_dict_uri: str | None = None,
+        onnx_uri: str | None = None,
+        seed: int = DEFAULT_SEED,
+        progress: Progress | None = None,
+        cache_dir: Path | None = None,
+    ) -> ModelSource:
+        """Resolve (download when remote, cached by generation) the state dict and the prebuilt ONNX model."""
+
+        def resolve(uri: str | None) -> ResolvedSource | None:
+            return resolve_model_uri(uri, cache_dir=cache_dir, progress=progress) if uri else None
+
+        return cls(state_dict=resolve(state_dict_uri), onnx=resolve(onnx_uri), seed=seed)
+
     def describe(self) -> dict[str, Any]:
-        if self.state_dict_path is None:
-            return {
+        described: dict[str, Any]
+        if self.state_dict is None:
+            described = {
                 "kind": "default",
                 "seed": self.seed,
                 "calibration_images": CALIBRATION_IMAGES,
                 "head_logit_std": HEAD_LOGIT_STD,
             }
-        return {
-            "kind": "state_dict",
-            "path": str(self.state_dict_path),
-            "sha256": sha256_file(self.state_dict_path),
-        }
+        else:
+            described = {"kind": "state_dict", **{k: v for k, v in self.state_dict.describe().items() if k != "kind"}}
+            described["location"] = self.state_dict.kind
+        if self.onnx is not None:
+            described["onnx"] = self.onnx.describe()
+        return described
 
     def load(self) -> MobileNetV3Small:
-        if self.state_dict_path is None:
+        if self.state_dict is None:
             return build_default_model(self.seed)
-        return load_state_dict_file(self.state_dict_path)
+        return load_state_dict_file(self.state_dict.path, origin=self.state_dict.uri)
 
 
 def _versions() -> dict[str, str]:
@@ -109,17 +134,38 @@ def optimize_onnx(source: Path, target: Path) -> None:
     onnx.save(canonicalize_names(onnx.load(str(target))), str(target))
 
 
-def _check_export(model: MobileNetV3Small, onnx_path: Path) -> float:
-    """max |Δp| between torch and the exported graph on a probe image; refuse a bad export."""
+def _check_export(model: MobileNetV3Small, onnx_path: Path, prebuilt_from: str | None = None) -> float:
+    """max |Δp| between torch and the ONNX graph on a probe image; refuse a graph that does not serve the model."""
     image = synthetic_photo(333, 250, seed=99)
     with torch.inference_mode():
         expected = torch.softmax(model(preprocess(image)), dim=1).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    actual = session.run([OUTPUT_NAME], {INPUT_NAME: image[None]})[0]
-    difference = float(np.abs(actual - expected).max())
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        actual = session.run([OUTPUT_NAME], {INPUT_NAME: image[None]})[0]
+    except Exception as error:  # ORT's own exception types
+        raise ModelError(
+            f"{prebuilt_from or onnx_path}: ONNX Runtime cannot run it on a 333x250 image: {error}"
+        ) from None
+    difference = float(np.abs(np.asarray(actual).reshape(expected.shape) - expected).max())
+    if difference > EXPORT_TOLERANCE and prebuilt_from is not None:
+        raise ModelError(
+            f"{prebuilt_from}: its probabilities differ from the state dict's (torch, DESIGN §3 preprocessing) by "
+            f"{difference:.2e} (> {EXPORT_TOLERANCE}) on a probe image, so the services would not serve the same "
+            f"model; set the state dict it was exported from (TORCH_MODEL_URI / --state-dict), or {HOW_TO_DERIVE}"
+        )
     if difference > EXPORT_TOLERANCE:
         raise ModelError(f"exported graph differs from the torch reference by {difference:.2e} (> {EXPORT_TOLERANCE})")
     return difference
+
+
+def _prebuilt_onnx(source: ResolvedSource) -> onnx.ModelProto:
+    """The user's ONNX model, checked against the input contract, with the names the services use."""
+    try:
+        model = onnx.load(str(source.path))
+    except Exception as error:  # protobuf's decode errors have no common base
+        raise ModelError(f"{source.uri} is not a readable ONNX model ({error.__class__.__name__}: {error})") from None
+    check_served_contract(model, source.uri)
+    return with_served_names(model)
 
 
 def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[str, Any]:
@@ -134,17 +180,22 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
     (out / MANIFEST_NAME).unlink(missing_ok=True)
     progress(
         "building the default model (seeded, calibrated)"
-        if source.state_dict_path is None
-        else "loading the state dict"
+        if source.state_dict is None
+        else f"loading the state dict {source.state_dict.uri}"
     )
     model = source.load()
     state = model.state_dict()
     paths = {role: out / name for role, name in FILES.items()}
     torch.save(state, paths["state_dict"])
 
-    progress("exporting to ONNX with preprocessing inside")
-    onnx.save(served_model(model), paths["onnx"])
-    difference = _check_export(model, paths["onnx"])
+    if source.onnx is None:
+        progress("exporting to ONNX with preprocessing inside")
+        onnx.save(served_model(model), paths["onnx"])
+        difference = _check_export(model, paths["onnx"])
+    else:
+        progress(f"checking the prebuilt ONNX model {source.onnx.uri} against the input contract and the state dict")
+        onnx.save(_prebuilt_onnx(source.onnx), paths["onnx"])
+        difference = _check_export(model, paths["onnx"], prebuilt_from=source.onnx.uri)
     progress("optimizing offline (ORT_ENABLE_ALL)")
     optimize_onnx(paths["onnx"], paths["onnx_optimized"])
 
@@ -163,7 +214,8 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
         },
         "output": {"name": OUTPUT_NAME, "kind": "probabilities", "dtype": "float32", "shape": [1, len(CLASSES)]},
         "opset": OPSET,
-        "seed": source.seed if source.state_dict_path is None else None,
+        "seed": source.seed if source.state_dict is None else None,
+        "source": recipe["source"],
         "versions": recipe["versions"],
         "export_check_max_abs_diff": difference,
         "optimized_on": {"machine": platform.machine(), "processor": cpu_model()},

@@ -3,13 +3,14 @@ per-request cost of each path on the benchmark payload (one thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from model_serving.agreement import Agreement, compare, top_margins
+from model_serving.agreement import Agreement, compare, disagreements, top_margins
+from model_serving.client import served_corpus_probabilities
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.inference import Classifier, DecodeAndPredict
 from model_serving.model import CLASSES
@@ -47,6 +48,15 @@ class Artifacts:
 
 def corpus_probabilities(classifier: Classifier, paths: Sequence[Path]) -> np.ndarray:
     return np.stack([classifier.probabilities(path.read_bytes()) for path in paths])
+
+
+def served_disagreements(artifacts: Artifacts, base_urls: Mapping[str, str], corpus: Sequence[Path]) -> list[str]:
+    """Running services (name → base URL) on the corpus, against the in-process torch reference of ``artifacts``
+    and against each other; the explanations of every comparison that fails (empty: all agree)."""
+    names = [path.name for path in corpus]
+    reference = corpus_probabilities(artifacts.torch_classifier(), corpus)
+    served = {name: served_corpus_probabilities(url, corpus) for name, url in base_urls.items()}
+    return disagreements(names, served, reference)
 
 
 @dataclass(frozen=True)

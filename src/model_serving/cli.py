@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from model_serving.paths import DEFAULT_MODEL_DIR, GENERATED_IMAGES_DIR
+from model_serving.paths import DEFAULT_MODEL_DIR, GENERATED_IMAGES_DIR, USER_MODEL_DIR
+from model_serving.sources.options import add_model_uri_options
 
 
 def _progress(message: str) -> None:
@@ -16,9 +17,24 @@ def _progress(message: str) -> None:
 def _export(args: argparse.Namespace) -> int:
     from model_serving.artifacts import ModelSource, export
 
-    source = ModelSource(state_dict_path=args.state_dict, seed=args.seed)
-    manifest = export(args.out, source, progress=_progress)
+    source = ModelSource.from_uris(args.state_dict, args.onnx_model, args.seed, progress=_progress)
+    out = args.out or (USER_MODEL_DIR if args.state_dict or args.onnx_model else DEFAULT_MODEL_DIR)
+    manifest = export(out, source, progress=_progress)
     print(manifest["model_id"])
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from model_serving.docker.build import SERVICES, build_service_image
+
+    chosen = args.services.split(",") if args.services else list(SERVICES)
+    unknown = [name for name in chosen if name not in SERVICES]
+    if unknown:
+        _progress(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+        return 2
+    for name in chosen:
+        image = build_service_image(name, args.model, _progress)
+        print(f"{image.tag}  (also {image.tag.rsplit(':', 1)[0]}:latest, {image.size_mb:.1f} MB)")
     return 0
 
 
@@ -46,10 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     export = commands.add_parser("export", help="state dict → ONNX with preprocessing → optimized ONNX + manifest")
-    export.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help="artifact folder (default: %(default)s)")
-    export.add_argument("--state-dict", type=Path, help="torchvision-style MobileNetV3-small state dict (11 classes)")
+    export.add_argument(
+        "--out",
+        type=Path,
+        help=f"artifact folder (default: {DEFAULT_MODEL_DIR}, or {USER_MODEL_DIR} for a state dict or ONNX model)",
+    )
+    add_model_uri_options(export.add_argument)
     export.add_argument("--seed", type=int, default=1234, help="seed of the default model (default: %(default)s)")
     export.set_defaults(run=_export)
+
+    build = commands.add_parser("build", help="build the service images for an artifact folder (tags :latest too)")
+    build.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="artifact folder (default: %(default)s)")
+    build.add_argument("--services", help="comma-separated services (default: all three)")
+    build.set_defaults(run=_build)
 
     images = commands.add_parser("images", help="generate the benchmark payload and the correctness corpus")
     images.add_argument("--dir", type=Path, default=GENERATED_IMAGES_DIR, help="output folder (default: %(default)s)")
@@ -72,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as error:
         print(f"model-serving: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # Image builds fail with their log's end in the message; no traceback needed for that.
+        if error.__class__.__name__ != "ImageBuildError":
+            raise
+        print(f"model-serving: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -22,3 +22,5 @@ ROOT = project_root()
 GENERATED_IMAGES_DIR = ROOT / "images" / "generated"
 ARTIFACTS_DIR = ROOT / "artifacts"
 DEFAULT_MODEL_DIR = ARTIFACTS_DIR / "default"
+# A user's model (TORCH_MODEL_URI / ONNX_MODEL_URI): one folder, re-exported when the source changes.
+USER_MODEL_DIR = ARTIFACTS_DIR / "user"

@@ -18,11 +18,11 @@ from collections.abc import Callable
 import onnx
 import pytest
 import torch
-from conftest import SERVICE_NAMES
 from onnx import TensorProto, helper, numpy_helper
 
 from model_serving.docker.containers import created_container, run_time_s, wait_for_exit
 from model_serving.model.mobilenet import MobileNetV3Small
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

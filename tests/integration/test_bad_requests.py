@@ -47,18 +47,17 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import combinations
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
-from conftest import SERVICE_NAMES
 from PIL import Image
 
-from model_serving.agreement import compare
+from model_serving.agreement import disagreements
 from model_serving.docker.containers import run_service
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -459,12 +458,7 @@ def test_valid_edge_images_get_the_same_probabilities(services, client):
             rows.append(response.json()["probabilities"])
         served[name] = np.array(rows, dtype=np.float64)
     names = [case.name for case in valid]
-    failures = []
-    for first, second in combinations(SERVICE_NAMES, 2):
-        result = compare(names, served[first], served[second])
-        print(f"edge images, {first} vs {second}: {result.explain()}")
-        if not result.ok:
-            failures.append(f"{first} vs {second}:\n{result.explain()}")
+    failures = disagreements(names, served, report=lambda line: print(f"edge images, {line}"))
     assert not failures, "\n".join(failures)
 
 

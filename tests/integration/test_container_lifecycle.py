@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SERVICE_NAMES
 
 from model_serving.docker.containers import ServiceStartError, run_service
 from model_serving.docker.engine import client
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

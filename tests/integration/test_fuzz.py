@@ -17,10 +17,11 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from conftest import SERVICE_NAMES
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

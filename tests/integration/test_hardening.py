@@ -26,10 +26,10 @@ from typing import IO
 
 import httpx
 import pytest
-from conftest import SERVICE_NAMES
 
 from model_serving.docker.containers import run_service
 from model_serving.docker.engine import client
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 _JSON = {"content-type": "application/json"}
 

@@ -75,7 +75,7 @@ def test_second_export_reuses_the_artifacts(default_artifacts):
 def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
     # A user's state dict (here: the default model's) derives the same model_id and the same ONNX outputs.
     out = tmp_path / "user"
-    manifest = export(out, ModelSource(state_dict_path=default_artifacts.path("state_dict")), progress=lambda _: None)
+    manifest = export(out, ModelSource.from_uris(str(default_artifacts.path("state_dict"))), progress=lambda _: None)
     assert manifest["model_id"] == default_artifacts.manifest["model_id"]
     assert manifest["recipe"]["source"]["kind"] == "state_dict"
     # Same weights, same bytes: exports are reproducible, so image tags are too.
@@ -90,7 +90,7 @@ def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
 
 def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts):
     out = tmp_path / "damaged"
-    source = ModelSource(state_dict_path=default_artifacts.path("state_dict"))
+    source = ModelSource.from_uris(str(default_artifacts.path("state_dict")))
     export(out, source, progress=lambda _: None)
     (out / "model.onnx").write_bytes(b"garbage")
     messages: list[str] = []

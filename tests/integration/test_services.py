@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from concurrent.futures import ThreadPoolExecutor
-from itertools import combinations
 
 import httpx
-import numpy as np
 import pytest
-from conftest import SERVICE_NAMES
 
-from model_serving.agreement import compare
-from model_serving.checks import corpus_probabilities
+from model_serving.checks import served_disagreements
 from model_serving.model import CLASSES
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 
 _JSON = {"content-type": "application/json"}
-
-
-def _predict(base_url: str, image: bytes, client: httpx.Client) -> np.ndarray:
-    body = json.dumps({"image": base64.b64encode(image).decode()})
-    response = client.post(f"{base_url}/predict/?probabilities=true", content=body, headers=_JSON, timeout=60)
-    assert response.status_code == 200, response.text
-    payload = response.json()
-    assert payload["prediction"] == CLASSES[int(np.argmax(payload["probabilities"]))]
-    return np.array(payload["probabilities"], dtype=np.float64)
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
@@ -49,23 +35,9 @@ def test_prediction_on_the_benchmark_payload(services, name, benchmark_body, ben
 
 
 def test_services_agree_with_each_other_and_the_reference(services, corpus, default_artifacts):
-    names = [p.name for p in corpus]
-    reference = corpus_probabilities(default_artifacts.torch_classifier(), corpus)
-    served = {}
-    with httpx.Client() as client:
-        for service, running in services.items():
-            served[service] = np.stack([_predict(running.base_url, p.read_bytes(), client) for p in corpus])
-    failures = []
-    for service, probabilities in served.items():
-        result = compare(names, reference, probabilities)
-        print(f"{service} vs in-process torch reference: {result.explain()}")
-        if not result.ok:
-            failures.append(f"{service} vs reference:\n{result.explain()}")
-    for first, second in combinations(served, 2):
-        result = compare(names, served[first], served[second])
-        print(f"{first} vs {second}: {result.explain()}")
-        if not result.ok:
-            failures.append(f"{first} vs {second}:\n{result.explain()}")
+    failures = served_disagreements(
+        default_artifacts, {name: running.base_url for name, running in services.items()}, corpus
+    )
     assert not failures, "\n".join(failures)
 
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from conftest import SERVICE_NAMES
 
 from model_serving.docker.containers import run_service, wait_for_exit
+from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from model_serving.agreement import compare, top_margins
+from model_serving.agreement import compare, disagreements, top_margins
 
 pytestmark = pytest.mark.unit
 
@@ -51,3 +51,14 @@ def test_shape_mismatch_is_an_error():
 
 def test_top_margins():
     assert top_margins(_probs([0.5, 0.3, 0.2], [0.1, 0.1, 0.8])) == pytest.approx([0.2, 0.7])
+
+
+def test_disagreements_names_the_failing_pairs():
+    reference = np.array([[0.9, 0.1], [0.2, 0.8]])
+    close = reference + 1e-5
+    far = np.array([[0.1, 0.9], [0.2, 0.8]])
+    lines: list[str] = []
+    failures = disagreements(["a", "b"], {"x": close, "y": far}, reference, report=lines.append)
+    assert len(lines) == 3  # x and y against the reference, x against y
+    assert [f.splitlines()[0].split(":")[0] for f in failures] == ["y vs the in-process reference", "x vs y"]
+    assert disagreements(["a", "b"], {"x": close, "z": reference}, report=lines.append) == []

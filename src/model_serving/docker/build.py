@@ -9,6 +9,7 @@ image id, so an unchanged service is found by tag and not rebuilt; ``:latest`` f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -115,10 +116,12 @@ def build_service_image(
     model_dir: Path = DEFAULT_MODEL_DIR,
     progress: Progress = print,
     base_image: str | None = None,
+    tag_latest: bool = True,
 ) -> BuiltImage:
     """The image of ``service`` for the artifacts in ``model_dir``, built unless its content hash is tagged.
 
     ``base_image`` defaults to :func:`ensure_base_image`'s choice; pass it to decide once for several builds.
+    ``tag_latest`` moves ``:latest`` (what docker-compose.yaml runs) to it; tests of throwaway models do not.
     """
     spec = SERVICES.get(service)
     if spec is None:
@@ -153,8 +156,15 @@ def build_service_image(
             progress(f"{spec.name}: {tag} is up to date (content unchanged); not rebuilding")
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    image.tag(repository, "latest")
+    if tag_latest:
+        image.tag(repository, "latest")
     return BuiltImage(spec.name, tag, image.id, round(image.attrs["Size"] / 1e6, 1), built)
+
+
+def remove_image(tag: str) -> None:
+    """Untag ``tag`` and delete what only it used (layers shared with other images stay); gone already is fine."""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client().images.remove(tag, noprune=False)
 
 
 def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path) -> str:

@@ -26,19 +26,23 @@ def model_id(state_dict: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def load_state_dict_file(path: Path) -> MobileNetV3Small:
-    """A MobileNetV3-small with an 11-class head, in eval mode, from a torchvision-style state dict file."""
+def load_state_dict_file(path: Path, origin: str | None = None) -> MobileNetV3Small:
+    """A MobileNetV3-small with an 11-class head, in eval mode, from a torchvision-style state dict file.
+
+    ``origin`` names the file in messages when it was fetched from elsewhere (``gs://…``).
+    """
+    name = origin or str(path)
     if not path.is_file():
-        raise ModelError(f"state dict not found: {path}")
+        raise ModelError(f"state dict not found: {name}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt file
-        raise ModelError(f"{path} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
+        raise ModelError(f"{name} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
     if not isinstance(state, Mapping):
-        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
+        raise ModelError(f"{name} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
     model = MobileNetV3Small()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ModelError(f"{path} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
+        raise ModelError(f"{name} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
     return model.eval()

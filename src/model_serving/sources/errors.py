@@ -1,0 +1,12 @@
+"""The one error of model sources."""
+
+from __future__ import annotations
+
+from serving_common.manifest import ModelError
+
+
+class ModelSourceError(ModelError):
+    """A model URI that cannot be parsed, authorized or fetched; the message says why and what to do.
+
+    A :class:`ModelError`, so the command line reports it like any other unusable model (exit code 2).
+    """
