@@ -12,10 +12,12 @@ import torch
 
 from model_serving.artifacts import ModelSource, export
 from model_serving.checks import Artifacts, served_disagreements
+from model_serving.cli import main
 from model_serving.docker.build import MODEL_ID_LABEL, build_service_image, remove_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.model.default import build_default_model
 from model_serving.model.loading import model_id
+from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -88,3 +90,20 @@ def test_the_three_services_agree_on_the_users_model(gcs_services, gcs_artifacts
         gcs_artifacts, {name: running.base_url for name, running in gcs_services.items()}, corpus
     )
     assert not failures, "\n".join(failures)
+
+
+def test_a_state_dict_that_does_not_fit_is_refused_naming_the_object(gcs_emulator, tmp_path, capsys):
+    state = MobileNetV3Small().state_dict()
+    # A 10-class head, as a model trained for another label set would have.
+    state["classifier.3.weight"] = state["classifier.3.weight"][:10]
+    state["classifier.3.bias"] = state["classifier.3.bias"][:10]
+    path = tmp_path / "ten_classes.pt"
+    torch.save(state, path)
+    bucket = gcs_emulator.create_bucket("weights")
+    bucket.blob("ten_classes.pt").upload_from_filename(str(path))
+    uri = f"gs://{bucket.name}/ten_classes.pt"
+    code = main(["export", "--state-dict", uri, "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"model-serving: error: {uri} does not fit MobileNetV3-small with an 11-class head" in error
+    assert "size mismatch for classifier.3.weight" in error

@@ -105,7 +105,9 @@ class PerfRun:
         """Build and save the report from whatever was measured (also after failures)."""
         ordered = {name: self.results[name] for name in self.config.services if name in self.results}
         manifest = read_manifest(self.model_dir)
-        model = {"model_id": manifest["model_id"], "source": manifest.get("source"), "directory": str(self.model_dir)}
+        # The recipe always holds the source (older manifests have no top-level "source").
+        source = manifest.get("source") or manifest.get("recipe", {}).get("source")
+        model = {"model_id": manifest["model_id"], "source": source, "directory": str(self.model_dir)}
         self.report = build_report(
             self.run_id, self.created_at, environment(), self.config.describe(), ordered, self.config.thresholds, model
         )

@@ -23,6 +23,8 @@ def _model_line(model: Mapping[str, Any]) -> list[str]:
     if not model.get("model_id"):
         return []
     source = model.get("source") or {}
+    if not source:
+        return [f"Model `{model['model_id'][:12]}`."]
     if source.get("kind") == "default":
         origin = f"the default model (seed {source.get('seed')})"
     else:
