@@ -39,7 +39,7 @@ from model_serving.sources import ResolvedSource, resolve_model_uri
 from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sha256_file, verify_files
 
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3  # 3: state_dict_tensors in the manifest
 FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": "model.optimized.onnx"}
 EXPORT_TOLERANCE = 1e-4  # max |Δp| between the torch reference and the exported graph on a probe image
 
@@ -214,6 +214,8 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
         },
         "output": {"name": OUTPUT_NAME, "kind": "probabilities", "dtype": "float32", "shape": [1, len(CLASSES)]},
         "opset": OPSET,
+        # What the architecture expects, for torch-serving's check before it imports torch (names and shapes).
+        "state_dict_tensors": {name: list(tensor.shape) for name, tensor in state.items()},
         "seed": source.seed if source.state_dict is None else None,
         "source": recipe["source"],
         "versions": recipe["versions"],

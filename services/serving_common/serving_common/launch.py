@@ -23,8 +23,9 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -45,7 +46,15 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def main(name: str, app_path: str, default_port: int, model_roles: tuple[str, ...]) -> int:
+def main(
+    name: str,
+    app_path: str,
+    default_port: int,
+    model_roles: tuple[str, ...],
+    check_model: Callable[[Path, dict[str, Any]], None] | None = None,
+) -> int:
+    """Serve ``app_path``; ``check_model(model_dir, manifest)`` is the service's own quick model check (it must
+    not import the model's libraries: it runs so that a bad model is refused in seconds)."""
     _configure_logging()
     try:
         settings = Settings.from_env(default_port)
@@ -55,7 +64,10 @@ def main(name: str, app_path: str, default_port: int, model_roles: tuple[str, ..
     print(json.dumps({"service": name, "config": settings.describe()}), flush=True)
     # Fail fast, before workers start, on a missing or corrupt model.
     try:
-        verify_files(settings.model_dir, read_manifest(settings.model_dir), model_roles)
+        manifest = read_manifest(settings.model_dir)
+        verify_files(settings.model_dir, manifest, model_roles)
+        if check_model is not None:
+            check_model(settings.model_dir, manifest)
     except ModelError as error:
         print(f"{name}: cannot start: {error}", file=sys.stderr)
         return STARTUP_FAILURE
