@@ -34,7 +34,8 @@ PROFILES = {
     "smoke": Profile(
         "smoke", requests=300, concurrency=50, startup_runs=3, cpus=1.0, in_process_seconds=3.0, memory_requests=500
     ),
-    # The README's main job: under 15 minutes on a 2-core machine, figures worth comparing.
+    # The README's main job: about 15 minutes on a 2-core machine (15:36 measured in a slow hour), figures worth
+    # comparing.
     "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
     # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
     "upstream": Profile(
