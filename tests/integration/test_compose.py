@@ -17,9 +17,9 @@ from model_serving.docker.compose import (
     compose_command,
     compose_environment,
     compose_up,
-    free_host_ports,
     wait_for_docker_health,
 )
+from model_serving.ports import free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ SERVICE_NAMES = tuple(SERVICES)
 
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
-    return dict(zip(SERVICE_NAMES, free_host_ports(len(SERVICE_NAMES)), strict=True))
+    return dict(zip(SERVICE_NAMES, free_ports(len(SERVICE_NAMES), host=""), strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ import torch
 
 from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
+from model_serving.ports import free_ports
 from model_serving.sources import ModelSourceError, fetch_gcs_object, resolve_gcs_auth, resolve_model_uri
-from model_serving.sources.emulator import StorageEmulator, free_port, run_storage_emulator
+from model_serving.sources.emulator import StorageEmulator, run_storage_emulator
 from serving_common.manifest import ModelError, sha256_file
 
 pytestmark = pytest.mark.integration
@@ -235,7 +236,7 @@ def test_refused_access_token(refusing_server, gcs_emulator, tmp_path, monkeypat
 
 
 def test_unreachable_host(tmp_path, monkeypatch, no_dotenv):
-    port = free_port()  # nothing listens there
+    port = free_ports()[0]  # nothing listens there
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"127.0.0.1:{port}")
     with pytest.raises(ModelSourceError, match=rf"^cannot reach 127\.0\.0\.1:{port} to read gs://models/x\.pt \("):
         fetch_gcs_object("models", "x.pt", tmp_path, auth=resolve_gcs_auth(), retry_deadline=1.0, timeout=2.0)

@@ -27,6 +27,7 @@ from typing import IO
 import httpx
 import pytest
 
+from model_serving.docker.archive import tar_bytes
 from model_serving.docker.containers import run_service
 from model_serving.docker.engine import client
 from model_serving.perf.config import SERVICES as SERVICE_NAMES
@@ -225,13 +226,8 @@ _PLANTED_AWS = b"AK" + b"IA" + b"Q3EGRA5UXZNPCFTX"
 
 
 def _layer(files: dict[str, bytes], compress: bool = False) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    return gzip.compress(buffer.getvalue()) if compress else buffer.getvalue()
+    archive = tar_bytes(files)
+    return gzip.compress(archive) if compress else archive
 
 
 def _saved_image(layers: dict[str, bytes]) -> io.BytesIO:
@@ -241,14 +237,7 @@ def _saved_image(layers: dict[str, bytes]) -> io.BytesIO:
         "config.json": json.dumps({"config": {"Env": ["PATH=/usr/bin"]}, "history": []}).encode(),
         **layers,
     }
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in members.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+    return io.BytesIO(tar_bytes(members))
 
 
 _CLEAN_LAYER = {

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from serving_common.manifest import ModelError, model_file
+from serving_common.manifest import ModelError
 
 
 class _Tensor(NamedTuple):
@@ -99,5 +99,5 @@ def _some(names: list[str], most: int = 5) -> str:
 
 
 def check_model_folder(model_dir: Path, manifest: Mapping[str, Any]) -> None:
-    """The launcher's check for torch-serving (the state dict file is already verified against its sha256)."""
-    check_state_dict_file(model_file(model_dir, manifest, "state_dict"), manifest)
+    """The launcher's check for torch-serving; the launcher has verified the file's sha256 just before."""
+    check_state_dict_file(model_dir / manifest["files"]["state_dict"]["path"], manifest)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,18 +59,6 @@ def _answers(command: tuple[str, ...]) -> bool:
         return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def free_host_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on this machine now (held open together so they differ).
-
-    Only a best guess for a remote engine, whose ports this machine cannot see.
-    """
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def compose_environment(images: Mapping[str, str], ports: Mapping[str, int], cpus: float) -> dict[str, str]:

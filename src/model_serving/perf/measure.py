@@ -6,9 +6,7 @@ the service while it is measured.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -18,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from model_serving.docker.archive import tar_bytes
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
@@ -91,12 +90,7 @@ def _warm_up(service: RunningService, body: bytes, requests: int) -> None:
 
 
 def _copy_into(service: RunningService, data: bytes, path: str) -> None:
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        info = tarfile.TarInfo(path.lstrip("/"))
-        info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
-        tar.addfile(info, io.BytesIO(data))
-    service.container.get_wrapped_container().put_archive("/", archive.getvalue())
+    service.container.get_wrapped_container().put_archive("/", tar_bytes({path.lstrip("/"): data}))
 
 
 def in_process_rate(service: RunningService, jpeg: bytes, seconds: float) -> dict[str, Any]:

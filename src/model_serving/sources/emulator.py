@@ -8,7 +8,6 @@ The process is always stopped when the ``with`` block ends, also when it raises.
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+
+from model_serving.ports import free_ports
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -50,12 +51,6 @@ class StorageEmulator:
             response.read()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def run_storage_emulator(
     *, host: str = "127.0.0.1", startup_timeout: float = STARTUP_TIMEOUT_S
@@ -63,7 +58,7 @@ def run_storage_emulator(
     """Start the emulator on a free port of ``host``, yield it, and stop it however the block ends."""
     with tempfile.TemporaryDirectory(prefix="gcs-emulator-") as workdir:
         for attempt in range(1, _START_ATTEMPTS + 1):
-            port = free_port(host)
+            port = free_ports(1, host)[0]
             log_path = Path(workdir) / f"emulator-{attempt}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
