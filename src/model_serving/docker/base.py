@@ -148,20 +148,13 @@ def _present(engine: docker.DockerClient, reference: str) -> bool:
     return True
 
 
-# References that could not be pulled in this process: not asked again at every image build.
-_UNPULLABLE: set[str] = set()
-
-
 def _pulled(engine: docker.DockerClient, reference: str, progress: Progress) -> bool:
-    if reference in _UNPULLABLE:
-        return False
     repository, tag = parse_repository_tag(reference)
     try:
         engine.images.pull(repository, tag=tag or "latest")
     except (docker.errors.DockerException, requests.RequestException) as error:
         # Expected on a machine without a registry: the engine answers at once.
         progress(f"cannot pull {reference}: {str(error).splitlines()[0][:160]}")
-        _UNPULLABLE.add(reference)
         return False
     progress(f"pulled {reference}")
     return True
