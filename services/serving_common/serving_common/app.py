@@ -13,21 +13,24 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving_common.config import Settings
 from serving_common.decoding import decode_rgb
 from serving_common.errors import ApiError, gateway_timeout, too_large, unsupported_media_type
 from serving_common.manifest import read_manifest
+from serving_common.metrics import STAGES_KEY, PredictMetricsMiddleware, ServiceMetrics
 from serving_common.request import parse_predict_body
+from serving_common.stages import StageTimes
 
 log = logging.getLogger("serving")
 
 
 class Predictor(Protocol):
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """RGB uint8 ``H×W×3`` → probabilities in class order."""
+    def probabilities(self, pixels: np.ndarray, stages: StageTimes | None = None) -> np.ndarray:
+        """RGB uint8 ``H×W×3`` → probabilities in class order; the runtime's stages are timed into ``stages``
+        (``preprocess`` and ``model`` where they run apart, else ``inference``)."""
         ...
 
 
@@ -42,19 +45,25 @@ class Service:
     #: image and inference buffers at once: at c=50 that was 0.6–1 GB and still growing after 10,000 requests.
     limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
-    def predict(self, body: bytes, deadline: float | None = None) -> tuple[int, np.ndarray]:
-        """Parse, decode, classify; past ``deadline`` (``time.monotonic()``) the next step is not started."""
+    def predict(
+        self, body: bytes, deadline: float | None = None, stages: StageTimes | None = None
+    ) -> tuple[int, np.ndarray]:
+        """Parse, decode, classify, each stage timed into ``stages``; past ``deadline`` (``time.monotonic()``) the
+        next step is not started."""
+        stages = stages if stages is not None else StageTimes()
         _check_deadline(deadline, self.settings.request_timeout_s)
-        data = parse_predict_body(body)
+        with stages.timing("parse"):
+            data = parse_predict_body(body)
         _check_deadline(deadline, self.settings.request_timeout_s)
-        pixels = decode_rgb(data, max_pixels=self.settings.max_pixels)
+        with stages.timing("decode"):
+            pixels = decode_rgb(data, max_pixels=self.settings.max_pixels)
         del data
         _check_deadline(deadline, self.settings.request_timeout_s)
-        probabilities = self.predictor.probabilities(pixels)
+        probabilities = self.predictor.probabilities(pixels, stages)
         # argmax takes the lowest index on a tie, as the contract says.
         return int(np.argmax(probabilities)), probabilities
 
-    async def predict_within_timeout(self, body: bytes) -> tuple[int, np.ndarray]:
+    async def predict_within_timeout(self, body: bytes, stages: StageTimes | None = None) -> tuple[int, np.ndarray]:
         """:meth:`predict` in a worker thread, one at a time, answered 504 once the request has waited and run for
         longer than ``REQUEST_TIMEOUT_S``.
 
@@ -63,10 +72,17 @@ class Service:
         inference) runs to its end and keeps its CPU until then.
         """
         timeout = self.settings.request_timeout_s
+        stages = stages if stages is not None else StageTimes()
+        submitted = time.perf_counter_ns()
+
+        def run(deadline: float) -> tuple[int, np.ndarray]:
+            stages.ns["queue"] = time.perf_counter_ns() - submitted  # waiting for this worker's processing slot
+            return self.predict(body, deadline, stages)
+
         try:
             with anyio.fail_after(timeout):
                 return await anyio.to_thread.run_sync(
-                    self.predict, body, time.monotonic() + timeout, abandon_on_cancel=True, limiter=self.limiter
+                    run, time.monotonic() + timeout, abandon_on_cancel=True, limiter=self.limiter
                 )
         except TimeoutError:
             raise _timed_out(timeout) from None
@@ -128,6 +144,9 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
         state.clear()
 
     app = FastAPI(title=name, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # Made with the app, in each worker: the launcher has chosen prometheus_client's mode by then.
+    metrics = ServiceMetrics(name)
+    app.add_middleware(PredictMetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -155,12 +174,18 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
             "threads": service.settings.threads,
         }
 
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        # On the event loop, never behind the processing slot: it answers while every request waits for that.
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     @app.post("/predict/")
     async def predict(request: Request, probabilities: bool = False) -> dict[str, Any]:
         service = state["service"]
         _require_json(request)
         body = await _read_body(request, service.settings.max_body_bytes)
-        index, probs = await service.predict_within_timeout(body)
+        index, probs = await service.predict_within_timeout(body, request.scope.get(STAGES_KEY))
         response: dict[str, Any] = {"prediction": service.manifest["classes"][index]}
         if probabilities:
             response["probabilities"] = [float(p) for p in probs]

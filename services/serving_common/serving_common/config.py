@@ -9,6 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+#: prometheus_client's multiprocess folder; the launcher sets it before any worker imports prometheus_client.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The supervisor of several workers: it serves nothing, but its memory and CPU are the service's too.
+SUPERVISOR_PID_ENV = "MODEL_SERVING_SUPERVISOR_PID"
+
 
 def cpu_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
     """CPUs this process may use: the cgroup quota (v2 ``cpu.max`` or v1 CFS files), capped by affinity."""
@@ -85,6 +90,9 @@ class Settings:
     max_pixels: int
     #: Seconds a request's processing (parse, decode, inference) may take before it is answered 504.
     request_timeout_s: float
+    #: prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR): the workers' metric files. /dev/shm is the
+    #: tmpfs Docker and Kubernetes give each container, writable also with a read-only root filesystem.
+    metrics_dir: Path = Path("/dev/shm/model-serving-metrics")
 
     @classmethod
     def from_env(cls, default_port: int) -> Settings:
@@ -101,6 +109,7 @@ class Settings:
             max_body_bytes=_int_env("MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_pixels=_int_env("MAX_PIXELS", 50_000_000),
             request_timeout_s=_seconds_env("REQUEST_TIMEOUT_S", 30.0),
+            metrics_dir=Path(os.environ.get(MULTIPROC_ENV) or "/dev/shm/model-serving-metrics"),
         )
 
     def describe(self) -> dict[str, Any]:

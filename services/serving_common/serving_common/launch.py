@@ -6,6 +6,10 @@ ends the process with exit code 3 and one line on stderr, ``<service>: cannot st
 of uvicorn's traceback; with several workers the supervisor exits 3 too (uvicorn's would exit 0), and it checks
 the model once itself first, so that a bad model fails in seconds rather than after every worker imported torch.
 
+Metrics: several workers report one set of figures through prometheus_client's multiprocess mode (see
+serving_common.metrics); its folder is made (or emptied) here and named in ``PROMETHEUS_MULTIPROC_DIR`` before any
+worker imports prometheus_client, which picks its mode at import.
+
 Shutdown: SIGTERM (or SIGINT) stops accepting connections at once, lets in-flight requests finish (up to
 ``SHUTDOWN_TIMEOUT_S``) and exits 0, with one worker (uvicorn's server is PID 1) and with several (the
 supervisor is PID 1: it closes its copy of the listening socket, so that new connections are refused instead
@@ -33,7 +37,7 @@ import uvicorn
 from uvicorn.importer import import_from_string
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from serving_common.config import Settings
+from serving_common.config import MULTIPROC_ENV, SUPERVISOR_PID_ENV, Settings
 from serving_common.manifest import ModelError, read_manifest, verify_files
 
 SHUTDOWN_TIMEOUT_S = 30
@@ -62,6 +66,15 @@ def main(
         print(f"{name}: configuration error: {error}", file=sys.stderr)
         return CONFIG_ERROR
     print(json.dumps({"service": name, "config": settings.describe()}), flush=True)
+    try:
+        _prepare_metrics_dir(settings.metrics_dir)
+    except OSError as error:
+        print(
+            f"{name}: configuration error: cannot use {settings.metrics_dir} for the metrics of the workers ({error}); "
+            "set PROMETHEUS_MULTIPROC_DIR to a writable folder, e.g. on a tmpfs",
+            file=sys.stderr,
+        )
+        return CONFIG_ERROR
     # Fail fast, before workers start, on a missing or corrupt model.
     try:
         manifest = read_manifest(settings.model_dir)
@@ -134,6 +147,14 @@ def _startup_failed(service: str, error: BaseException) -> NoReturn:
     os._exit(STARTUP_FAILURE)
 
 
+def _prepare_metrics_dir(folder: Path) -> None:
+    """Create the folder, or empty it of an earlier run's files, and name it for prometheus_client."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in folder.glob("*.db"):
+        path.unlink()
+    os.environ[MULTIPROC_ENV] = str(folder)
+
+
 def _serve_in_this_process(config: _Config) -> int:
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default handler that would
     # end the process with -SIGTERM rather than 0 wherever it is not PID 1 (e.g. under `docker run --init`).
@@ -160,6 +181,7 @@ def _serve_with_workers(config: _Config) -> int:
     finally:
         service_log.disabled = False
     _return_freed_memory()
+    os.environ[SUPERVISOR_PID_ENV] = str(os.getpid())  # its memory and CPU are the service's too (/metrics)
     supervisor = _Supervisor(config, sockets=[config.bind_socket()])
     supervisor.run()
     return STARTUP_FAILURE if supervisor.failed_to_start else 0

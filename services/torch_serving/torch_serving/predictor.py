@@ -12,6 +12,7 @@ from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.model.preprocessing import preprocess
 from serving_common.config import Settings
 from serving_common.manifest import ModelError, model_file
+from serving_common.stages import StageTimes
 
 
 class TorchPredictor:
@@ -31,6 +32,10 @@ class TorchPredictor:
             raise ModelError(f"state dict has model_id {loaded}, the manifest says {manifest['model_id']}")
         return cls(model, settings.threads)
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def probabilities(self, pixels: np.ndarray, stages: StageTimes | None = None) -> np.ndarray:
+        stages = stages if stages is not None else StageTimes()
         with torch.inference_mode():
-            return torch.softmax(self.model(preprocess(pixels)), dim=1)[0].numpy()
+            with stages.timing("preprocess"):
+                batch = preprocess(pixels)
+            with stages.timing("model"):
+                return torch.softmax(self.model(batch), dim=1)[0].numpy()

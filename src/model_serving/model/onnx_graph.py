@@ -22,7 +22,7 @@ from model_serving.model.preprocessing import CROP_SIZE, MEAN, RESIZE_SHORT_SIDE
 OPSET = 18  # Resize with antialias needs opset 18.
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
-_PIXELS = "pixel_values"  # the joint between the two graphs
+PIXELS_NAME = "pixel_values"  # the joint between the two graphs
 
 
 def _constant(name: str, values: np.ndarray) -> TensorProto:
@@ -72,13 +72,13 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
         # Normalize: (x / 255 - mean) / std.
         helper.make_node("Div", ["cropped", "max_value"], ["unit"]),
         helper.make_node("Sub", ["unit", "mean"], ["centred"]),
-        helper.make_node("Div", ["centred", "std"], [_PIXELS]),
+        helper.make_node("Div", ["centred", "std"], [PIXELS_NAME]),
     ]
     graph = helper.make_graph(
         nodes,
         "preprocess",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [1, "height", "width", 3])],
-        [helper.make_tensor_value_info(_PIXELS, TensorProto.FLOAT, [1, 3, CROP_SIZE, CROP_SIZE])],
+        [helper.make_tensor_value_info(PIXELS_NAME, TensorProto.FLOAT, [1, 3, CROP_SIZE, CROP_SIZE])],
         initializer=initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=ir_version)
@@ -109,7 +109,7 @@ def network_graph(model: MobileNetV3Small) -> onnx.ModelProto:
                 example,
                 dynamo=True,
                 opset_version=OPSET,
-                input_names=[_PIXELS],
+                input_names=[PIXELS_NAME],
                 output_names=[OUTPUT_NAME],
                 verbose=False,
             )
@@ -125,7 +125,7 @@ def served_model(model: MobileNetV3Small) -> onnx.ModelProto:
     joined = compose.merge_models(
         preprocessing_graph(network.ir_version),
         network,
-        io_map=[(_PIXELS, _PIXELS)],
+        io_map=[(PIXELS_NAME, PIXELS_NAME)],
         prefix2="net_",
     )
     joined.graph.name = "mobilenet_v3_small_weather"
