@@ -6,10 +6,13 @@
 //! `REQUEST_TIMEOUT_S`: a request whose job has not answered in time is answered 504 at once. A running job
 //! cannot be cancelled (neither libjpeg nor ONNX Runtime can be stopped midway): it is abandoned, and its thread
 //! skips what is left of it at the next step (a job still queued is skipped whole; parse → decode → inference).
+//!
+//! Each job's stage times (queue, parse, decode, inference) are written by its thread as each stage ends, into a
+//! cell the waiting request shares, so that a 504 still reports the stages that did finish.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,7 @@ use crate::decoding::{self, RgbImage};
 use crate::error::ApiError;
 use crate::model::Predictor;
 use crate::request;
+use crate::stages::{Stage, StageTimes};
 
 /// Decoded image → probabilities in class order.
 pub trait Classify: Send + 'static {
@@ -37,8 +41,11 @@ type Reply = oneshot::Sender<Result<Vec<f32>, ApiError>>;
 
 struct Job {
     body: Bytes,
+    /// When the job was sent to the pool (the start of `queue`).
+    sent: Instant,
     deadline: Instant,
     reply: Reply,
+    stages: Arc<Mutex<StageTimes>>,
 }
 
 impl Job {
@@ -46,6 +53,27 @@ impl Job {
     fn abandoned(&self) -> bool {
         self.reply.is_closed() || Instant::now() >= self.deadline
     }
+}
+
+/// What the pool answers for a request body: the probabilities or why the request is refused, and how long the
+/// stages that ran took (`total` is left to the caller).
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: Result<Vec<f32>, ApiError>,
+    pub stages: StageTimes,
+}
+
+fn snapshot(stages: &Mutex<StageTimes>) -> StageTimes {
+    *stages.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Run `work` as `stage`, recording its duration whatever it returns (a refused body still took its parse).
+fn timed<T>(stages: &Mutex<StageTimes>, stage: Stage, work: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let value = work();
+    let elapsed = started.elapsed();
+    stages.lock().unwrap_or_else(PoisonError::into_inner).set(stage, elapsed);
+    value
 }
 
 pub struct InferencePool {
@@ -80,7 +108,9 @@ impl InferencePool {
                     let Ok(job) = next else {
                         return; // the pool was dropped
                     };
-                    let work = || predict(classifier.as_mut(), &job.body, max_pixels, || job.abandoned(), timeout);
+                    job.stages.lock().unwrap_or_else(PoisonError::into_inner).set(Stage::Queue, job.sent.elapsed());
+                    let abandoned = || job.abandoned();
+                    let work = || predict(classifier.as_mut(), &job.body, max_pixels, abandoned, timeout, &job.stages);
                     let result = panic::catch_unwind(AssertUnwindSafe(work))
                         .unwrap_or_else(|_| Err(ApiError::Internal("inference failed unexpectedly".into())));
                     // The client may have gone; nobody to tell then.
@@ -99,19 +129,24 @@ impl InferencePool {
         self.timeout
     }
 
-    /// Probabilities for a request body, or why the request is refused (504 after the timeout).
-    pub async fn predict(&self, body: Bytes) -> Result<Vec<f32>, ApiError> {
+    /// Probabilities for a request body, or why the request is refused (504 after the timeout), with the times of
+    /// the stages that ran (on a 504: those that had finished by then).
+    pub async fn predict(&self, body: Bytes) -> Outcome {
+        let shutting_down = || ApiError::Unavailable("the service is shutting down".into());
         let (reply, answer) = oneshot::channel();
-        let now = Instant::now();
-        let deadline = now.checked_add(self.timeout).unwrap_or(now + Duration::from_secs(86_400));
-        self.jobs
-            .send(Job { body, deadline, reply })
-            .map_err(|_| ApiError::Unavailable("the service is shutting down".into()))?;
-        match actix_web::rt::time::timeout(self.timeout, answer).await {
-            Ok(answer) => answer.map_err(|_| ApiError::Unavailable("the service is shutting down".into()))?,
+        let stages = Arc::new(Mutex::new(StageTimes::default()));
+        let sent = Instant::now();
+        let deadline = sent.checked_add(self.timeout).unwrap_or(sent + Duration::from_secs(86_400));
+        let job = Job { body, sent, deadline, reply, stages: Arc::clone(&stages) };
+        if self.jobs.send(job).is_err() {
+            return Outcome { result: Err(shutting_down()), stages: StageTimes::default() };
+        }
+        let result = match actix_web::rt::time::timeout(self.timeout, answer).await {
+            Ok(answer) => answer.unwrap_or_else(|_| Err(shutting_down())),
             // Dropping `answer` closes the channel: the job's thread sees it and skips what is left.
             Err(_) => Err(timed_out(self.timeout)),
-        }
+        };
+        Outcome { result, stages: snapshot(&stages) }
     }
 }
 
@@ -129,15 +164,17 @@ fn predict(
     max_pixels: u64,
     abandoned: impl Fn() -> bool,
     timeout: Duration,
+    stages: &Mutex<StageTimes>,
 ) -> Result<Vec<f32>, ApiError> {
     let go_on = || if abandoned() { Err(timed_out(timeout)) } else { Ok(()) };
     go_on()?;
-    let data = request::parse_predict_body(body)?;
+    let data = timed(stages, Stage::Parse, || request::parse_predict_body(body))?;
     go_on()?;
-    let image = decoding::decode_rgb(&data, Some(max_pixels))?;
+    let image = timed(stages, Stage::Decode, || decoding::decode_rgb(&data, Some(max_pixels)))?;
     drop(data);
     go_on()?;
-    classifier.probabilities(&image).map_err(|error| ApiError::Internal(format!("inference failed: {error}")))
+    timed(stages, Stage::Inference, || classifier.probabilities(&image))
+        .map_err(|error| ApiError::Internal(format!("inference failed: {error}")))
 }
 
 /// The index of the largest probability, the lowest one on a tie (numpy's argmax; a NaN wins, as there).
@@ -157,6 +194,8 @@ pub fn argmax(values: &[f32]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::ResponseError;
+
     use super::*;
 
     #[test]
@@ -195,12 +234,12 @@ mod tests {
     async fn jobs_run_on_the_pool() {
         let pool = InferencePool::start(vec![Box::new(Constant), Box::new(Constant)], 1000).unwrap();
         assert_eq!(pool.threads(), 2);
-        assert_eq!(pool.predict(png_body()).await, Ok(vec![2.0, 1.0]));
-        let refused = pool.predict(Bytes::from_static(b"{}")).await.unwrap_err();
+        assert_eq!(pool.predict(png_body()).await.result, Ok(vec![2.0, 1.0]));
+        let refused = pool.predict(Bytes::from_static(b"{}")).await.result.unwrap_err();
         assert_eq!(refused, ApiError::Unprocessable("field 'image' is missing".into()));
         // The pixel limit comes from the pool.
         let small = InferencePool::start(vec![Box::new(Constant)], 1).unwrap();
-        let error = small.predict(png_body()).await.unwrap_err();
+        let error = small.predict(png_body()).await.result.unwrap_err();
         assert_eq!(error, ApiError::Unprocessable("image is 2x1 pixels; the limit is 1 pixels".into()));
     }
 
@@ -224,8 +263,9 @@ mod tests {
         assert_eq!(pool.timeout(), Duration::from_millis(50));
         let started = Instant::now();
         // Two at once on one thread: the first runs (200 ms) past its timeout, the second times out in the queue.
-        let spawn =
-            |pool: std::rc::Rc<InferencePool>| actix_web::rt::spawn(async move { pool.predict(png_body()).await });
+        let spawn = |pool: std::rc::Rc<InferencePool>| {
+            actix_web::rt::spawn(async move { pool.predict(png_body()).await.result })
+        };
         let (first, second) = (spawn(pool.clone()), spawn(pool.clone()));
         let (first, second) = (first.await.unwrap(), second.await.unwrap());
         let expected =
@@ -237,11 +277,49 @@ mod tests {
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
         // Refusals that come before the timeout are still refusals.
         assert_eq!(
-            pool.predict(Bytes::from_static(b"{}")).await.unwrap_err(),
+            pool.predict(Bytes::from_static(b"{}")).await.result.unwrap_err(),
             ApiError::Unprocessable("field 'image' is missing".into())
         );
         let quick = InferencePool::start_with_timeout(vec![Box::new(Constant)], 1000, Duration::from_secs(5)).unwrap();
-        assert_eq!(quick.predict(png_body()).await, Ok(vec![2.0, 1.0]));
+        assert_eq!(quick.predict(png_body()).await.result, Ok(vec![2.0, 1.0]));
+    }
+
+    #[actix_web::test]
+    async fn the_stages_that_ran_are_timed() {
+        let pool = InferencePool::start_with_timeout(vec![Box::new(Constant)], 1000, Duration::from_secs(5)).unwrap();
+        let started = Instant::now();
+        let outcome = pool.predict(png_body()).await;
+        let elapsed = started.elapsed();
+        assert_eq!(outcome.result, Ok(vec![2.0, 1.0]));
+        let stages = outcome.stages;
+        let ran = [stages.queue, stages.parse, stages.decode, stages.inference];
+        assert!(ran.iter().all(Option::is_some), "{stages:?}");
+        // Durations are never negative; together they fit in the time the call took; `total` is the caller's.
+        assert!(ran.iter().flatten().sum::<Duration>() <= elapsed, "{stages:?} in {elapsed:?}");
+        assert_eq!(stages.total, None);
+        // A bad body is parsed (and refused): no decode, no inference.
+        let refused = pool.predict(Bytes::from_static(b"not json")).await;
+        assert_eq!(refused.result.unwrap_err().status_code().as_u16(), 400);
+        assert!(refused.stages.queue.is_some() && refused.stages.parse.is_some(), "{:?}", refused.stages);
+        assert_eq!((refused.stages.decode, refused.stages.inference), (None, None));
+        // An image over the pixel limit is parsed and refused by the decoder: no inference.
+        let small = InferencePool::start(vec![Box::new(Constant)], 1).unwrap();
+        let too_big = small.predict(png_body()).await;
+        assert!(too_big.result.is_err());
+        assert!(too_big.stages.decode.is_some() && too_big.stages.inference.is_none(), "{:?}", too_big.stages);
+    }
+
+    #[actix_web::test]
+    async fn a_timed_out_request_reports_the_stages_that_had_finished() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let slow = Box::new(Slow(calls));
+        let pool = InferencePool::start_with_timeout(vec![slow], 1000, Duration::from_millis(50)).unwrap();
+        // The 2-pixel-wide image sleeps 200 ms in inference: queue, parse and decode finished before the 504.
+        let outcome = pool.predict(png_body()).await;
+        assert_eq!(outcome.result.unwrap_err().status_code().as_u16(), 504);
+        let stages = outcome.stages;
+        assert!(stages.queue.is_some() && stages.parse.is_some() && stages.decode.is_some(), "{stages:?}");
+        assert_eq!(stages.inference, None);
     }
 
     #[test]
@@ -258,7 +336,7 @@ mod tests {
         panic::set_hook(Box::new(|_| {}));
         let pool = InferencePool::start(vec![Box::new(Panics)], 1000).unwrap();
         for _ in 0..2 {
-            let error = pool.predict(png_body()).await.unwrap_err();
+            let error = pool.predict(png_body()).await.result.unwrap_err();
             assert_eq!(error, ApiError::Internal("inference failed unexpectedly".into()));
         }
         panic::set_hook(previous);

@@ -1,19 +1,22 @@
 //! `rust-onnx-serving`: log the configuration, check and load the model (or exit non-zero saying why), serve.
 //! `rust-onnx-serving --healthcheck`: exit 0 when the local service answers `GET /` with 200.
-//! `rust-onnx-serving --bench IMAGE SECONDS`: the decode-and-predict path without HTTP, for the efficiency figure.
+//! `rust-onnx-serving --bench IMAGE SECONDS [PREPROCESS_ONNX NETWORK_ONNX]`: the request path without HTTP, stage
+//! by stage, for the efficiency figure (see `bench`).
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{HttpServer, web};
+use ort::environment::Environment;
 use ort::session::builder::PrepackedWeights;
 use rust_onnx_serving::config::{ConfigError, Settings};
-use rust_onnx_serving::decoding::decode_rgb;
 use rust_onnx_serving::inference::{Classify, InferencePool};
-use rust_onnx_serving::model::{self, ModelError, Predictor};
+use rust_onnx_serving::metrics::Metrics;
+use rust_onnx_serving::model::{self, ModelError, Predictor, SplitModel};
 use rust_onnx_serving::server::{self, Service};
-use rust_onnx_serving::{SERVICE_NAME, healthcheck};
+use rust_onnx_serving::{SERVICE_NAME, bench, healthcheck};
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 const SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
@@ -27,14 +30,15 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] => serve(),
         ["--healthcheck"] => healthcheck(),
-        ["--bench", image, seconds] => bench(image, seconds),
+        ["--bench", image, seconds] => run_bench(image, seconds, None),
+        ["--bench", image, seconds, preprocess, network] => run_bench(image, seconds, Some((preprocess, network))),
         ["--version"] => {
             println!("{SERVICE_NAME} {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         _ => {
             eprintln!(
-                "usage: {SERVICE_NAME} [--healthcheck | --bench IMAGE SECONDS | --version]  \
+                "usage: {SERVICE_NAME} [--healthcheck | --bench IMAGE SECONDS [PREPROCESS_ONNX NETWORK_ONNX] | --version]  \
                  (configuration from the environment)"
             );
             ExitCode::from(2)
@@ -50,43 +54,68 @@ fn healthcheck() -> ExitCode {
     }
 }
 
-/// The decode-and-predict path without HTTP, one worker, for at least `seconds` after three untimed calls;
-/// prints `{"iterations": n, "seconds": s, "threads": t}` like `python -m serving_common.bench`.
-fn bench(image: &str, seconds: &str) -> ExitCode {
-    let (Ok(data), Ok(min_seconds)) = (std::fs::read(image), seconds.parse::<f64>()) else {
-        eprintln!("{SERVICE_NAME}: --bench needs a readable image file and a number of seconds");
-        return ExitCode::from(2);
+/// The request path without HTTP, one worker, on a body built from `image`: parse, decode and inference timed
+/// apart for at least `seconds` of decode + inference, then (given the split model) its preprocess and model for
+/// about half as long; prints one JSON line (`bench::report`). Exit 2 for bad arguments or an unloadable split
+/// model, 3 for an unloadable served model, 1 when the image cannot be classified.
+fn run_bench(image: &str, seconds: &str, split: Option<(&str, &str)>) -> ExitCode {
+    let bad_arguments = |message: String| {
+        eprintln!("{SERVICE_NAME}: --bench: {message}");
+        ExitCode::from(2)
+    };
+    let data = match std::fs::read(image) {
+        Ok(data) => data,
+        Err(error) => return bad_arguments(format!("cannot read the image {image}: {error}")),
+    };
+    let min_seconds = match seconds.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => value,
+        _ => return bad_arguments(format!("SECONDS must be a positive number of seconds, got {seconds:?}")),
     };
     let settings = match settings() {
         Ok(settings) => Settings { workers: 1, ..settings },
-        Err(error) => {
-            eprintln!("{SERVICE_NAME}: configuration error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(error) => return bad_arguments(format!("configuration error: {error}")),
     };
-    let mut classifier = match load(&settings) {
-        Ok((_, mut classifiers)) => classifiers.remove(0),
+    let (environment, mut classifier) = match load(&settings) {
+        Ok(Loaded { environment, mut classifiers, .. }) => (environment, classifiers.remove(0)),
         Err(error) => {
             eprintln!("{SERVICE_NAME}: cannot start: {error}");
             return ExitCode::from(3);
         }
     };
-    let max_pixels = Some(settings.max_pixels);
-    let mut call = || decode_rgb(&data, max_pixels).is_ok_and(|image| classifier.probabilities(&image).is_ok());
-    for _ in 0..3 {
-        if !call() {
-            eprintln!("{SERVICE_NAME}: {image} cannot be classified");
+    let mut split_model = match split {
+        None => None,
+        Some((preprocess, network)) => {
+            match SplitModel::load(&environment, Path::new(preprocess), Path::new(network), settings.threads) {
+                Ok(split_model) => Some(split_model),
+                Err(error) => return bad_arguments(format!("cannot use the split model: {error}")),
+            }
+        }
+    };
+    let body = bench::request_body(&data);
+    let requests = match bench::bench_requests(classifier.as_mut(), &body, Some(settings.max_pixels), min_seconds) {
+        Ok(requests) => requests,
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: {image} cannot be classified: {error}");
             return ExitCode::from(1);
         }
-    }
-    let started = Instant::now();
-    let mut iterations = 0u64;
-    while started.elapsed().as_secs_f64() < min_seconds {
-        call();
-        iterations += 1;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(r#"{{"iterations": {iterations}, "seconds": {elapsed}, "threads": {}}}"#, settings.threads);
+    };
+    let split_samples = match split_model.as_mut() {
+        None => None,
+        Some(split_model) => {
+            // Two closures over one model: each borrows it only while it runs.
+            let split_model = std::cell::RefCell::new(split_model);
+            let preprocess = |image: &_| split_model.borrow_mut().preprocess(image);
+            let network = |pixel_values: &_| split_model.borrow_mut().network(pixel_values);
+            match bench::bench_split(preprocess, network, &requests.image, min_seconds / 2.0) {
+                Ok(samples) => Some(samples),
+                Err(error) => {
+                    eprintln!("{SERVICE_NAME}: the split model cannot classify {image}: {error}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    println!("{}", bench::report(&requests, settings.threads, split_samples.as_ref()));
     ExitCode::SUCCESS
 }
 
@@ -94,8 +123,16 @@ fn settings() -> Result<Settings, ConfigError> {
     Settings::from_env(env, Path::new("/sys/fs/cgroup"))
 }
 
+/// The model, checked and loaded: one classifier (session) per worker.
+struct Loaded {
+    manifest: model::Manifest,
+    /// For the bench's split-model sessions.
+    environment: Environment,
+    classifiers: Vec<Box<dyn Classify>>,
+}
+
 /// Everything that can fail because of the model, done before listening.
-fn load(settings: &Settings) -> Result<(model::Manifest, Vec<Box<dyn Classify>>), ModelError> {
+fn load(settings: &Settings) -> Result<Loaded, ModelError> {
     let manifest = model::read_manifest(&settings.model_dir)?;
     model::verify_model_file(&manifest)?;
     let environment = model::init_onnx_runtime(&settings.ort_dylib_path)?;
@@ -105,7 +142,7 @@ fn load(settings: &Settings) -> Result<(model::Manifest, Vec<Box<dyn Classify>>)
         let session = model::load_session(&environment, &manifest, settings.threads, &prepacked)?;
         classifiers.push(Box::new(Predictor::new(session, &manifest)));
     }
-    Ok((manifest, classifiers))
+    Ok(Loaded { manifest, environment, classifiers })
 }
 
 fn serve() -> ExitCode {
@@ -118,7 +155,7 @@ fn serve() -> ExitCode {
         }
     };
     println!("{}", settings.describe());
-    let (manifest, classifiers) = match load(&settings) {
+    let Loaded { manifest, classifiers, .. } = match load(&settings) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("{SERVICE_NAME}: cannot start: {error}");
@@ -132,6 +169,13 @@ fn serve() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let metrics = match Metrics::new(SERVICE_NAME) {
+        Ok(metrics) => Arc::new(metrics),
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: cannot set up the metrics: {error}");
+            return ExitCode::from(1);
+        }
+    };
     let service = web::Data::new(Service {
         name: SERVICE_NAME.into(),
         architecture: manifest.architecture.clone(),
@@ -141,6 +185,7 @@ fn serve() -> ExitCode {
         threads: settings.threads,
         max_body_bytes: usize::try_from(settings.max_body_bytes).unwrap_or(usize::MAX),
         pool,
+        metrics,
     });
     let result = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || server::app(service.clone()))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
-use ort::value::{TensorElementType, TensorRef, ValueType};
+use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -128,15 +128,26 @@ pub fn init_onnx_runtime(dylib: &Path) -> Result<Environment, ModelError> {
         .map_err(|e| ModelError(format!("cannot create the ONNX Runtime environment: {e}")))
 }
 
-/// One session: graph optimization disabled (the model is optimized offline), `threads` intra-op threads, one
-/// inter-op thread, as the Python ONNX service configures it; memory patterns off (see below).
+/// One session of the served model (see [`session_from_file`]), its signature checked against the manifest.
 pub fn load_session(
     environment: &Environment,
     manifest: &Manifest,
     threads: usize,
     prepacked: &PrepackedWeights,
 ) -> Result<Session, ModelError> {
-    let path = &manifest.model_path;
+    let session = session_from_file(environment, &manifest.model_path, threads, prepacked)?;
+    check_signature(&session, manifest)?;
+    Ok(session)
+}
+
+/// One session: graph optimization disabled (the model is optimized offline), `threads` intra-op threads, one
+/// inter-op thread, as the Python ONNX service configures it; memory patterns off (see below).
+fn session_from_file(
+    environment: &Environment,
+    path: &Path,
+    threads: usize,
+    prepacked: &PrepackedWeights,
+) -> Result<Session, ModelError> {
     let cannot_load = |e: &dyn fmt::Display| ModelError(format!("ONNX Runtime cannot load {}: {e}", path.display()));
     let session = Session::builder(environment)
         .map_err(|e| cannot_load(&e))?
@@ -154,7 +165,6 @@ pub fn load_session(
         .map_err(|e| cannot_load(&e))?
         .commit_from_file(path)
         .map_err(|e| cannot_load(&e))?;
-    check_signature(&session, manifest)?;
     Ok(session)
 }
 
@@ -217,6 +227,63 @@ impl Predictor {
         let (_, values) = output.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
         Ok(values.to_vec())
     }
+}
+
+/// The served graph in its two parts, for the in-process bench's `preprocess` and `model` stages: the
+/// preprocessing sub-graph (uint8 `[1, H, W, 3]` `image` → float32 `[1, 3, 224, 224]` `pixel_values`) and the
+/// network (`pixel_values` → `probabilities`), sessions built as the served one's.
+pub struct SplitModel {
+    preprocess: Session,
+    network: Session,
+}
+
+pub const SPLIT_IMAGE: &str = "image";
+pub const SPLIT_PIXEL_VALUES: &str = "pixel_values";
+pub const SPLIT_PROBABILITIES: &str = "probabilities";
+
+impl SplitModel {
+    pub fn load(
+        environment: &Environment,
+        preprocess: &Path,
+        network: &Path,
+        threads: usize,
+    ) -> Result<SplitModel, ModelError> {
+        let prepacked = PrepackedWeights::new();
+        let preprocess_session = session_from_file(environment, preprocess, threads, &prepacked)?;
+        check_names(&preprocess_session, preprocess, SPLIT_IMAGE, SPLIT_PIXEL_VALUES)?;
+        let network_session = session_from_file(environment, network, threads, &prepacked)?;
+        check_names(&network_session, network, SPLIT_PIXEL_VALUES, SPLIT_PROBABILITIES)?;
+        Ok(SplitModel { preprocess: preprocess_session, network: network_session })
+    }
+
+    /// The decoded image → `pixel_values` (kept as ONNX Runtime's value, to be fed to [`Self::network`] as is).
+    pub fn preprocess(&mut self, image: &RgbImage) -> Result<DynValue, String> {
+        let shape = [1usize, image.height, image.width, 3];
+        let input = TensorRef::from_array_view((shape, image.pixels.as_slice())).map_err(|e| e.to_string())?;
+        let mut outputs = self.preprocess.run(ort::inputs![SPLIT_IMAGE => input]).map_err(|e| e.to_string())?;
+        outputs.remove(SPLIT_PIXEL_VALUES).ok_or_else(|| format!("no output '{SPLIT_PIXEL_VALUES}'"))
+    }
+
+    /// `pixel_values` → probabilities.
+    pub fn network(&mut self, pixel_values: &DynValue) -> Result<Vec<f32>, String> {
+        let outputs = self.network.run(ort::inputs![SPLIT_PIXEL_VALUES => pixel_values]).map_err(|e| e.to_string())?;
+        let output = outputs.get(SPLIT_PROBABILITIES).ok_or_else(|| format!("no output '{SPLIT_PROBABILITIES}'"))?;
+        let (_, values) = output.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+        Ok(values.to_vec())
+    }
+}
+
+/// The session has an input `input` and an output `output` (their types are left to ONNX Runtime at run time).
+fn check_names(session: &Session, path: &Path, input: &str, output: &str) -> Result<(), ModelError> {
+    let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    if !inputs.contains(&input) || !outputs.contains(&output) {
+        return model_error(format!(
+            "{} does not map input '{input}' to output '{output}' (inputs {inputs:?}, outputs {outputs:?})",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

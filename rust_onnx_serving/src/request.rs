@@ -159,6 +159,9 @@ pub fn parse_predict_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     Ok(data)
 }
 
+/// The standard base64 alphabet (RFC 4648 §4).
+const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 /// `base64.b64decode(s, validate=True)`: CPython 3.11's `binascii.a2b_base64(s, strict_mode=True)`, step for
 /// step (standard alphabet, no whitespace, padding required and only at the end; unused trailing bits and pads
 /// after a complete quad are ignored, as in the Python 3.11 of the Python services' images).
@@ -166,10 +169,9 @@ pub fn b64decode_strict(text: &[u8]) -> Result<Vec<u8>, String> {
     const INVALID: u8 = 0xFF;
     const TABLE: [u8; 256] = {
         let mut table = [INVALID; 256];
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut i = 0;
         while i < 64 {
-            table[alphabet[i] as usize] = i as u8;
+            table[B64_ALPHABET[i] as usize] = i as u8;
             i += 1;
         }
         table
@@ -231,6 +233,23 @@ pub fn b64decode_strict(text: &[u8]) -> Result<Vec<u8>, String> {
         )),
         _ => Err("Incorrect padding".into()),
     }
+}
+
+/// `base64.b64encode`: the standard alphabet, padded (what clients send; the in-process bench builds its body
+/// with it).
+pub fn b64encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let bits = chunk.iter().enumerate().fold(0u32, |bits, (i, &byte)| bits | (u32::from(byte) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64_ALPHABET[((bits >> (18 - 6 * i)) & 0x3F) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -342,6 +361,19 @@ mod tests {
             (b"QQ-_", "Only base64 data is allowed"),
         ] {
             assert_eq!(b64decode_strict(text), Err(reason.to_string()), "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn base64_encoding_is_pythons_and_round_trips() {
+        for (bytes, text) in
+            [(&b""[..], ""), (b"A", "QQ=="), (b"AB", "QUI="), (b"ABC", "QUJD"), (b"\xfb\xff\xbf", "+/+/")]
+        {
+            assert_eq!(b64encode(bytes), text);
+        }
+        let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for len in 0..all.len() {
+            assert_eq!(b64decode_strict(b64encode(&all[..len]).as_bytes()).as_deref(), Ok(&all[..len]));
         }
     }
 

@@ -1,18 +1,21 @@
-//! The HTTP API (DESIGN §5), the same as the Python services': `GET /`, `POST /predict/`, and their errors.
+//! The HTTP API (DESIGN §5), the same as the Python services': `GET /`, `POST /predict/`, `GET /metrics`, and
+//! their errors.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{App, HttpRequest, HttpResponse, web};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
 use futures_core::Stream;
 use serde::Serialize;
 
 use crate::error::{ApiError, detail_response};
 use crate::inference::{InferencePool, argmax};
+use crate::metrics::{self, Metrics};
 use crate::request;
 
 /// What the handlers need: the model's description, the limits and the inference pool.
@@ -25,6 +28,7 @@ pub struct Service {
     pub threads: usize,
     pub max_body_bytes: usize,
     pub pool: InferencePool,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Serialize)]
@@ -67,7 +71,10 @@ async fn predict(
     let declared = req.headers().get(CONTENT_LENGTH).map(|value| value.as_bytes());
     request::check_declared_length(declared, limit)?;
     let body = read_body(payload, declared, limit).await?;
-    let probabilities = service.pool.predict(body).await?;
+    let outcome = service.pool.predict(body).await;
+    // For the metrics middleware, whatever the result.
+    req.extensions_mut().insert(outcome.stages);
+    let probabilities = outcome.result?;
     let class = argmax(&probabilities)
         .and_then(|index| service.classes.get(index))
         .ok_or_else(|| ApiError::Internal(format!("the model gave {} probabilities", probabilities.len())))?;
@@ -91,6 +98,12 @@ async fn read_body(mut payload: web::Payload, declared: Option<&[u8]>, limit: us
     Ok(body.freeze())
 }
 
+/// The registry in the text format, made on this actix worker: it answers while every inference thread is busy.
+async fn metrics_text(service: web::Data<Service>) -> Result<HttpResponse, ApiError> {
+    let text = service.metrics.render().map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
+    Ok(HttpResponse::Ok().content_type(metrics::CONTENT_TYPE).body(text))
+}
+
 /// Starlette's `redirect_slashes`: `/predict` → 307 to `/predict/`, whatever the method.
 async fn add_slash(req: HttpRequest) -> HttpResponse {
     let info = req.connection_info();
@@ -111,7 +124,8 @@ fn only(allow: &'static str) -> impl Fn() -> std::future::Ready<Result<HttpRespo
     move || std::future::ready(Err(ApiError::MethodNotAllowed { allow }))
 }
 
-/// Error responses made by actix-web itself (not by our handlers) get the `{"detail": ...}` shape too.
+/// Error responses made by actix-web itself (not by our handlers) get the `{"detail": ...}` shape too; their
+/// other headers (`Server-Timing` on `/predict/`) are kept.
 fn json_errors<B: MessageBody + 'static>(response: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let is_json =
         response.headers().get(CONTENT_TYPE).is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
@@ -120,9 +134,14 @@ fn json_errors<B: MessageBody + 'static>(response: ServiceResponse<B>) -> actix_
     }
     let status = response.status();
     let detail = status.canonical_reason().unwrap_or("Error");
-    let (request, _) = response.into_parts();
-    let replaced = detail_response(status, detail).map_into_right_body();
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, replaced)))
+    let (request, original) = response.into_parts();
+    let mut replaced = detail_response(status, detail);
+    for (name, value) in original.headers() {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            replaced.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, replaced.map_into_right_body())))
 }
 
 /// The application: routes, the JSON error shape, the shared service.
@@ -137,11 +156,18 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let metrics = Arc::clone(&service.metrics);
+    // The middleware is on the resource, so it sees its 405s too and nothing of the other paths.
+    let predict_resource = web::resource("/predict/")
+        .route(web::post().to(predict))
+        .default_service(web::to(only("POST")))
+        .wrap_fn(move |req, srv| metrics::track(Arc::clone(&metrics), req, srv));
     App::new()
         .app_data(service)
         .wrap(ErrorHandlers::new().default_handler(json_errors))
         .service(web::resource("/").route(web::get().to(health)).default_service(web::to(only("GET"))))
-        .service(web::resource("/predict/").route(web::post().to(predict)).default_service(web::to(only("POST"))))
+        .service(predict_resource)
+        .service(web::resource("/metrics").route(web::get().to(metrics_text)).default_service(web::to(only("GET"))))
         .service(web::resource("/predict").to(add_slash))
         .default_service(web::to(not_found))
 }
@@ -152,6 +178,8 @@ mod tests {
     use actix_web::test::{self, TestRequest};
 
     use actix_web::http::Method;
+
+    use std::time::Duration;
 
     use super::*;
     use crate::decoding::RgbImage;
@@ -180,6 +208,7 @@ mod tests {
             threads: 2,
             max_body_bytes,
             pool,
+            metrics: Arc::new(Metrics::new("rust-onnx-serving").unwrap()),
         })
     }
 
@@ -306,5 +335,181 @@ mod tests {
             TestRequest::post().uri("/predict?probabilities=true").insert_header((header::HOST, "example:8082"));
         let (status, _, location) = call(request, 1000).await;
         assert_eq!((status, location.as_deref()), (307, Some("http://example:8082/predict/?probabilities=true")));
+    }
+
+    /// The value of the sample `name{labels}` in a text exposition (labels in any order), if present.
+    fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (series_name, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let found: Vec<(&str, &str)> = rest
+                .strip_suffix('}')?
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| pair.split_once('=').map(|(k, v)| (k, v.trim_matches('"'))))
+                .collect::<Option<_>>()?;
+            let same =
+                series_name == name && found.len() == labels.len() && labels.iter().all(|label| found.contains(label));
+            same.then(|| value.parse().unwrap())
+        })
+    }
+
+    /// `GET /metrics` (made by the caller: actix's request type cannot be named here), checked and read.
+    async fn scrape<S, R>(app: &S, request: R) -> String
+    where
+        S: actix_web::dev::Service<R, Response = ServiceResponse<EitherBody<BoxBody>>, Error = actix_web::Error>,
+    {
+        let response = test::call_service(app, request).await;
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), "text/plain; version=0.0.4; charset=utf-8");
+        String::from_utf8(test::read_body(response).await.to_vec()).unwrap()
+    }
+
+    const SERVICE: (&str, &str) = ("service", "rust-onnx-serving");
+
+    fn requests_with(text: &str, code: &str) -> f64 {
+        sample(text, "model_serving_requests_total", &[SERVICE, ("code", code)]).unwrap_or(0.0)
+    }
+
+    fn stage_count(text: &str, stage: &str) -> f64 {
+        sample(text, "model_serving_stage_seconds_count", &[SERVICE, ("stage", stage)]).unwrap()
+    }
+
+    /// `name;dur=X.XXX` items, their names in `expected` order.
+    fn assert_server_timing(value: &str, expected: &[&str]) {
+        let items: Vec<&str> = value.split(", ").collect();
+        assert_eq!(items.len(), expected.len(), "{value}");
+        for (item, name) in items.iter().zip(expected) {
+            let duration = item.strip_prefix(&format!("{name};dur=")).unwrap_or_else(|| panic!("{value}"));
+            let (_, decimals) = duration.split_once('.').unwrap_or_else(|| panic!("{value}"));
+            assert_eq!(decimals.len(), 3, "{value}");
+            assert!(duration.parse::<f64>().unwrap() >= 0.0, "{value}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn every_predict_response_is_counted_timed_and_has_server_timing() {
+        let app = test::init_service(app(service(1000))).await;
+        let before = scrape(&app, TestRequest::get().uri("/metrics").to_request()).await;
+        assert_eq!(requests_with(&before, "200"), 0.0);
+        let good = format!("{{\"image\": \"{PNG}\"}}");
+        let cases: Vec<(TestRequest, u16, &[&str])> = vec![
+            (post(&good), 200, &["queue", "parse", "decode", "inference", "total"]),
+            (post(&good).uri("/predict/?probabilities=1"), 200, &["queue", "parse", "decode", "inference", "total"]),
+            (post(&good).insert_header((header::CONTENT_TYPE, "text/plain")), 415, &["total"]),
+            (post("{\"image\": \"%%%\"}"), 422, &["queue", "parse", "total"]),
+            (post("{\"image\": \"R0lGODlh\"}"), 422, &["queue", "parse", "decode", "total"]),
+            (TestRequest::get().uri("/predict/"), 405, &["total"]),
+        ];
+        let predictions = cases.len() as f64;
+        for (request, status, stages) in cases {
+            let response = test::call_service(&app, request.to_request()).await;
+            assert_eq!(response.status().as_u16(), status);
+            let timing = response.headers().get("server-timing").unwrap_or_else(|| panic!("{status}"));
+            assert_server_timing(timing.to_str().unwrap(), stages);
+        }
+        // Other paths are neither counted nor timed, and get no Server-Timing.
+        for uri in ["/", "/nope", "/predict"] {
+            let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
+            assert!(response.headers().get("server-timing").is_none(), "{uri}");
+        }
+        let after = scrape(&app, TestRequest::get().uri("/metrics").to_request()).await;
+        for (code, expected) in [("200", 2.0), ("415", 1.0), ("422", 2.0), ("405", 1.0), ("404", 0.0), ("307", 0.0)] {
+            assert_eq!(requests_with(&after, code) - requests_with(&before, code), expected, "{code}");
+        }
+        assert_eq!(stage_count(&after, "total") - stage_count(&before, "total"), predictions);
+        assert_eq!(stage_count(&after, "inference") - stage_count(&before, "inference"), 2.0);
+        assert_eq!(stage_count(&after, "decode") - stage_count(&before, "decode"), 3.0);
+        assert_eq!(stage_count(&after, "parse") - stage_count(&before, "parse"), 4.0);
+        assert_eq!(stage_count(&after, "queue") - stage_count(&before, "queue"), 4.0);
+        assert_eq!(sample(&after, "model_serving_requests_in_flight", &[SERVICE]), Some(0.0));
+    }
+
+    #[actix_web::test]
+    async fn metrics_lists_the_families_and_the_56_buckets() {
+        let app = test::init_service(app(service(1000))).await;
+        let text = scrape(&app, TestRequest::get().uri("/metrics").to_request()).await;
+        for family in [
+            "# TYPE model_serving_stage_seconds histogram",
+            "# TYPE model_serving_requests_total counter",
+            "# TYPE model_serving_requests_in_flight gauge",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE process_resident_memory_bytes gauge",
+        ] {
+            assert!(text.lines().any(|line| line == family), "{family}");
+        }
+        for stage in ["queue", "parse", "decode", "inference", "total"] {
+            let buckets = text
+                .lines()
+                .filter(|line| line.starts_with("model_serving_stage_seconds_bucket{"))
+                .filter(|line| line.contains(&format!("stage=\"{stage}\"")))
+                .count();
+            assert_eq!(buckets, 56 + 1, "{stage}: 56 bounds and +Inf");
+            assert_eq!(stage_count(&text, stage), 0.0);
+        }
+        assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+        // /metrics takes GET only, as / does.
+        for method in [Method::POST, Method::HEAD, Method::PUT] {
+            let (status, _, allow) = call(TestRequest::default().method(method).uri("/metrics"), 1000).await;
+            assert_eq!((status, allow.as_deref()), (405, Some("GET")));
+        }
+    }
+
+    /// Blocks its inference thread from `started` until `release` says go.
+    struct Held {
+        started: Arc<std::sync::atomic::AtomicBool>,
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl Classify for Held {
+        fn probabilities(&mut self, _: &RgbImage) -> Result<Vec<f32>, String> {
+            self.started.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.release.recv().map_err(|e| e.to_string())?;
+            Ok(vec![1.0, 0.0, 0.0])
+        }
+    }
+
+    #[actix_web::test]
+    async fn metrics_answer_at_once_while_the_only_inference_thread_is_busy() {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (release, held) = std::sync::mpsc::channel();
+        let classifier = Held { started: Arc::clone(&started), release: held };
+        let pool =
+            InferencePool::start_with_timeout(vec![Box::new(classifier)], 1_000_000, Duration::from_secs(10)).unwrap();
+        let app = std::rc::Rc::new(test::init_service(app(with_pool(1000, pool))).await);
+        let predicting = {
+            let app = std::rc::Rc::clone(&app);
+            let request = post(&format!("{{\"image\": \"{PNG}\"}}")).to_request();
+            actix_web::rt::spawn(async move { test::call_service(&*app, request).await.status().as_u16() })
+        };
+        while !started.load(std::sync::atomic::Ordering::SeqCst) {
+            actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+        }
+        let asked = std::time::Instant::now();
+        let text = scrape(&*app, TestRequest::get().uri("/metrics").to_request()).await;
+        assert!(asked.elapsed() < Duration::from_secs(1), "{:?}", asked.elapsed());
+        assert_eq!(sample(&text, "model_serving_requests_in_flight", &[SERVICE]), Some(1.0));
+        release.send(()).unwrap();
+        assert_eq!(predicting.await.unwrap(), 200);
+        let text = scrape(&*app, TestRequest::get().uri("/metrics").to_request()).await;
+        assert_eq!(sample(&text, "model_serving_requests_in_flight", &[SERVICE]), Some(0.0));
+        assert_eq!(requests_with(&text, "200"), 1.0);
+    }
+
+    #[actix_web::test]
+    async fn json_errors_keep_the_other_headers() {
+        let app = test::init_service(App::new().wrap(ErrorHandlers::new().default_handler(json_errors)).route(
+            "/",
+            web::get().to(|| async {
+                HttpResponse::BadRequest().insert_header(("server-timing", "total;dur=1.000")).body("plain")
+            }),
+        ))
+        .await;
+        let response = test::call_service(&app, TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.status().as_u16(), 400);
+        assert_eq!(response.headers().get("server-timing").unwrap(), "total;dur=1.000");
+        assert_eq!(response.headers().get(header::CONTENT_TYPE).unwrap(), "application/json");
+        let body: serde_json::Value = serde_json::from_slice(&test::read_body(response).await).unwrap();
+        assert_eq!(body, serde_json::json!({"detail": "Bad Request"}));
     }
 }

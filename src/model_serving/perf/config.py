@@ -27,12 +27,21 @@ class Profile:
     # after the first batch (which allocates the working set).
     memory_requests: int = 2500
     memory_batches: int = 5
+    # "Where the time goes" at c=1: no queueing, so the stages add up to the service time.
+    requests_c1: int = 100
 
 
 PROFILES = {
     # CI: proves the machinery end to end in minutes; the figures are indicative only.
     "smoke": Profile(
-        "smoke", requests=300, concurrency=50, startup_runs=3, cpus=1.0, in_process_seconds=3.0, memory_requests=500
+        "smoke",
+        requests=300,
+        concurrency=50,
+        startup_runs=3,
+        cpus=1.0,
+        in_process_seconds=3.0,
+        memory_requests=500,
+        requests_c1=30,
     ),
     # The README's main job: about 15 minutes on a 2-core machine (15:36 measured in a slow hour), figures worth
     # comparing.
@@ -69,6 +78,7 @@ class RunConfig:
             "held_concurrency": self.profile.held_concurrency,
             "memory_requests": self.profile.memory_requests,
             "memory_batches": self.profile.memory_batches,
+            "requests_c1": self.profile.requests_c1,
             "services": list(self.services),
             "payload": str(self.payload),
             "thresholds": self.thresholds,

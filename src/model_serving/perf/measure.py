@@ -1,4 +1,5 @@
-"""Measuring one service: start-ups, an ab load run with memory and CPU sampled, and the in-process limit.
+"""Measuring one service: start-ups, an ab load run with memory and CPU sampled and its stages scraped from
+``/metrics``, a short run at c=1 (where stages add up to the service time), and the in-process limit and stages.
 
 Each measurement starts its own container(s) under the CPU limit and removes them; nothing else runs beside
 the service while it is measured.
@@ -21,6 +22,7 @@ from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.load.stats_sampler import ResourceSamples, memory_now, sample_resources
+from model_serving.metrics.prometheus import Scrape, parse_scrape, stage_figures
 
 Progress = Callable[[str], None]
 
@@ -31,12 +33,27 @@ BENCH_COMMANDS: dict[str, list[str]] = {
     "rust-onnx-serving": ["/rust-onnx-serving", "--bench"],
 }
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
+# The ONNX services' bench also times the served graph's two halves (artifacts.SPLIT_FILES), copied in for it.
+_SPLIT_BENCH_SERVICES = ("onnx-serving", "rust-onnx-serving")
+_BENCH_SPLIT_PATHS = ("/bench-preprocess.onnx", "/bench-network.onnx")
 # Let in-flight work, freed buffers and the engine's counters settle before memory is read at rest.
 _SETTLE_S = 2.0
 
 
 class MeasurementError(Exception):
     pass
+
+
+StageFigures = dict[str, dict[str, float | int | None]]
+
+
+@dataclass
+class StagedRun:
+    """An ab run and what the service's ``/metrics`` counted over it (the difference of two scrapes)."""
+
+    outcome: LoadOutcome
+    stages_ms: StageFigures = field(default_factory=dict)
+    responses: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,6 +63,9 @@ class LoadMeasurement:
     health: dict[str, Any]
     in_process_rps: float | None = None
     in_process_detail: dict[str, Any] = field(default_factory=dict)
+    stages_ms: StageFigures = field(default_factory=dict)
+    responses: dict[str, float] = field(default_factory=dict)
+    at_c1: StagedRun | None = None
 
 
 @dataclass
@@ -89,14 +109,40 @@ def _warm_up(service: RunningService, body: bytes, requests: int) -> None:
                 )
 
 
-def _copy_into(service: RunningService, data: bytes, path: str) -> None:
-    service.container.get_wrapped_container().put_archive("/", tar_bytes({path.lstrip("/"): data}))
+def _copy_into(service: RunningService, files: dict[str, bytes]) -> None:
+    archive = tar_bytes({path.lstrip("/"): data for path, data in files.items()})
+    service.container.get_wrapped_container().put_archive("/", archive)
 
 
-def in_process_rate(service: RunningService, jpeg: bytes, seconds: float) -> dict[str, Any]:
-    """Run the service's own decode-and-predict loop inside its container (same CPU limit), one thread."""
-    _copy_into(service, jpeg, _BENCH_IMAGE_PATH)
+def scrape(service: RunningService) -> Scrape:
+    """The service's own figures from ``GET /metrics``."""
+    response = httpx.get(f"{service.base_url}/metrics", timeout=30)
+    if response.status_code != 200:
+        raise MeasurementError(f"{service.service}: GET /metrics answered {response.status_code}")
+    return parse_scrape(response.text, service.service)
+
+
+def staged_ab(
+    service: RunningService, body_path: Path, requests: int, concurrency: int, progress: Progress
+) -> StagedRun:
+    """ab between two scrapes of ``/metrics``: the stages of exactly the run's requests."""
+    before = scrape(service)
+    outcome = run_ab(f"{service.base_url}/predict/", body_path, requests, concurrency, service.service, progress)
+    run = scrape(service).minus(before)
+    return StagedRun(outcome, stage_figures(run), dict(run.responses))
+
+
+def in_process_rate(
+    service: RunningService, jpeg: bytes, seconds: float, split: tuple[bytes, bytes] | None = None
+) -> dict[str, Any]:
+    """Run the service's own request path (parse, decode, predict) inside its container (same CPU limit), one
+    thread, each stage timed; with ``split`` (the graph's two halves) ONNX's preprocessing and network apart."""
+    files = {_BENCH_IMAGE_PATH: jpeg}
     command = [*BENCH_COMMANDS[service.service], _BENCH_IMAGE_PATH, str(seconds)]
+    if split is not None and service.service in _SPLIT_BENCH_SERVICES:
+        files.update(zip(_BENCH_SPLIT_PATHS, split, strict=True))
+        command += _BENCH_SPLIT_PATHS
+    _copy_into(service, files)
     result = service.container.get_wrapped_container().exec_run(
         command, environment={"THREADS": "1", "WORKERS": "1"}, demux=True
     )
@@ -119,19 +165,28 @@ def measure_load(
     warmup_requests: int,
     in_process_seconds: float,
     progress: Progress,
+    requests_c1: int = 0,
+    split: tuple[bytes, bytes] | None = None,
 ) -> LoadMeasurement:
-    """One container: warm-up, ab with resources sampled, then the in-process limit in the same container."""
+    """One container: warm-up, ab with resources sampled and stages scraped, a short run at c=1, then the
+    in-process limit and stages in the same container."""
     with run_service(service, image, cpus) as running:
         health = httpx.get(f"{running.base_url}/", timeout=10).json()
         progress(f"{service}: warming up with {warmup_requests} requests")
         _warm_up(running, body_path.read_bytes(), warmup_requests)
         with sample_resources(running.container.get_wrapped_container()) as resources:
-            outcome = run_ab(f"{running.base_url}/predict/", body_path, requests, concurrency, service, progress)
-        measurement = LoadMeasurement(outcome, resources, health)
-        if outcome.ok:
-            progress(f"{service}: in-process limit, one thread, {in_process_seconds:.0f} s")
-            detail = in_process_rate(running, jpeg, in_process_seconds)
-            measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail
+            loaded = staged_ab(running, body_path, requests, concurrency, progress)
+        measurement = LoadMeasurement(
+            loaded.outcome, resources, health, stages_ms=loaded.stages_ms, responses=loaded.responses
+        )
+        if not loaded.outcome.ok:
+            return measurement
+        if requests_c1 > 0:
+            progress(f"{service}: {requests_c1} requests at c=1, for where the time goes")
+            measurement.at_c1 = staged_ab(running, body_path, requests_c1, 1, progress)
+        progress(f"{service}: in-process limit and stages, one thread, {in_process_seconds:.0f} s")
+        detail = in_process_rate(running, jpeg, in_process_seconds, split)
+        measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail
     return measurement
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model_serving.artifacts import SPLIT_FILES
 from model_serving.docker.build import build_service_image
 from model_serving.docker.containers import run_service
 from model_serving.load.ab_parser import LoadOutcome
@@ -22,7 +23,7 @@ from model_serving.perf.measure import (
 from model_serving.report.document import ServiceResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
-from serving_common.manifest import read_manifest
+from serving_common.manifest import model_file, read_manifest
 
 Progress = Callable[[str], None]
 
@@ -68,8 +69,18 @@ class PerfRun:
             profile.warmup_requests,
             profile.in_process_seconds,
             self.progress,
+            profile.requests_c1,
+            self._split_graph(),
         )
         return results.load
+
+    def _split_graph(self) -> tuple[bytes, bytes] | None:
+        """The served graph's two halves, when the export made them, for the ONNX services' in-process bench."""
+        manifest = read_manifest(self.model_dir)
+        if not all(role in manifest["files"] for role in SPLIT_FILES):
+            return None
+        preprocess, network = (model_file(self.model_dir, manifest, role).read_bytes() for role in SPLIT_FILES)
+        return preprocess, network
 
     def load_held(self, service: str) -> LoadOutcome:
         """ab at the profile's held concurrency (at least as many requests): no failure allowed, nothing kept."""

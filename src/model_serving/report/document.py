@@ -6,6 +6,10 @@ sampled during the ab run, ``startup_s`` ← start call to first 200 (docker/con
 the engine's image size, ``in_process_rps`` ← the service's own decode-and-predict loop run inside its container
 (perf/measure), ``efficiency`` = rps / (in_process_rps × CPU limit), ``memory_over_requests`` ← memory at rest
 after each batch of a long run (perf/measure), its ``growth`` = last / after the first batch.
+``stages_ms`` ← the service's own ``/metrics`` histograms, scraped before and after the load run
+(metrics/prometheus); ``at_c1`` ← the same for a short ab run at c=1, where ``coverage`` = the stages' summed means
+÷ ab's mean time per request (what the stages explain of the service time); ``in_process_stages_ms`` ← the
+in-process bench's own clocks (serving_common.bench, the binary's --bench).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import AbReport
-from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests
+from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.stats import summary
 
@@ -64,6 +68,26 @@ def _memory_over_requests_section(measured: MemoryOverRequests) -> dict[str, Any
     }
 
 
+def stage_sum_ms(stages_ms: Mapping[str, Mapping[str, Any]]) -> float:
+    """The summed means of the stages a request goes through one after the other (``total`` spans them all)."""
+    return round(sum(float(figures["mean"]) for stage, figures in stages_ms.items() if stage != "total"), 4)
+
+
+def _at_c1_section(run: StagedRun) -> dict[str, Any]:
+    report = run.outcome.report
+    section: dict[str, Any] = {
+        "requests": report.complete if report else None,
+        "mean_ms": report.time_per_request_ms if report else None,
+        "latency_ms": dict(report.latency_ms) if report else {},
+        "stages_ms": run.stages_ms,
+        "stage_sum_ms": stage_sum_ms(run.stages_ms) if run.stages_ms else None,
+        "failure": run.outcome.failure,
+    }
+    mean, summed = section["mean_ms"], section["stage_sum_ms"]
+    section["coverage"] = round(summed / mean, 4) if run.outcome.ok and mean and summed else None
+    return section
+
+
 def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     section: dict[str, Any] = {
         "image": {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
@@ -90,6 +114,11 @@ def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     }
     section["cpu_percent"] = {"mean": round(statistics.fmean(cpu), 1) if cpu else None}
     section["in_process_rps"] = round(measurement.in_process_rps, 2) if measurement.in_process_rps else None
+    section["stages_ms"] = measurement.stages_ms
+    section["metrics_responses"] = measurement.responses
+    if measurement.at_c1 is not None:
+        section["at_c1"] = _at_c1_section(measurement.at_c1)
+    section["in_process_stages_ms"] = measurement.in_process_detail.get("stages_ms", {})
     if outcome.ok and outcome.report and measurement.in_process_rps:
         section["efficiency"] = round(outcome.report.rps / (measurement.in_process_rps * cpus), 3)
     else:
@@ -132,6 +161,12 @@ def build_report(
         name: growth
         for name, section in services.items()
         if (growth := _figure(section, "memory_over_requests", "growth")) is not None
+    }
+    # How much of the service time at c=1 the stages explain; thresholds name the service.
+    all_ratios["stage_coverage"] = {
+        name: coverage
+        for name, section in services.items()
+        if (coverage := _figure(section, "at_c1", "coverage")) is not None
     }
     return {
         "schema_version": SCHEMA_VERSION,

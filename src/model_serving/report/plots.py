@@ -14,8 +14,12 @@ matplotlib.use("Agg")  # files only; no display here or in CI
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from model_serving.report.breakdown import OTHER, PARTS, breakdowns
+from model_serving.report.summary import PLOT_NAME
+
 PERCENTILES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "max")
 COLOURS = {"torch-serving": "#d62728", "onnx-serving": "#1f77b4", "rust-onnx-serving": "#2ca02c"}
+STAGE_COLOURS = dict(zip((*PARTS, OTHER), plt.get_cmap("tab10").colors, strict=False))
 
 
 @contextmanager
@@ -38,10 +42,44 @@ def _bars(path: Path, title: str, ylabel: str, values: Mapping[str, float | None
         axes.bar_label(bars, fmt="%.1f")
 
 
+def _where_the_time_goes(path: Path, services: Mapping[str, Any]) -> None:
+    """One panel per place measured (c=1, the load's c, in-process); a stacked bar per service, a segment per stage."""
+    panels: dict[str, dict[str, dict[str, float]]] = {}
+    for name, section in services.items():
+        for row in breakdowns(section):
+            segments = dict(row.parts_ms)
+            if row.other_ms is not None:
+                segments[OTHER] = max(0.0, row.other_ms)
+            panels.setdefault(row.label, {})[name] = segments
+    figure, axes_row = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 4.5), squeeze=False)
+    try:
+        for axes, (label, bars) in zip(axes_row[0], panels.items(), strict=False):
+            names = list(bars)
+            bottoms = [0.0] * len(names)
+            for stage in (*PARTS, OTHER):
+                heights = [bars[n].get(stage, 0.0) for n in names]
+                if any(heights):
+                    axes.bar(names, heights, bottom=bottoms, label=stage, color=STAGE_COLOURS[stage])
+                    bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+            axes.set_title("in-process, one thread" if label == "in-process" else f"in the service, {label}")
+            axes.set_ylabel("ms per request (mean)")
+            axes.tick_params(axis="x", labelrotation=15)
+        if panels:
+            handles = {h.get_label(): h for axes in axes_row[0] for h in axes.containers}
+            figure.legend(list(handles.values()), list(handles), loc="upper center", ncol=len(handles))
+        figure.suptitle("Where the time goes", y=0.02, va="bottom")
+        figure.tight_layout(rect=(0, 0.05, 1, 0.9))
+        figure.savefig(path, dpi=100)
+    finally:
+        plt.close(figure)
+
+
 def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
     services = report["services"]
     paths = {name: folder / f"{name}.png" for name in ("throughput", "image_size", "latency_percentiles", "memory")}
     paths["startup"] = folder / "startup.png"
+    paths["where_the_time_goes"] = folder / PLOT_NAME
+    _where_the_time_goes(paths["where_the_time_goes"], services)
 
     _bars(
         paths["throughput"],

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from model_serving.report.breakdown import OTHER, PARTS, breakdowns
+
+PLOT_NAME = "where_the_time_goes.png"
+
 
 def _cell(value: Any, digits: int = 1) -> str:
     if value is None:
@@ -34,6 +38,45 @@ def _model_line(model: Mapping[str, Any]) -> list[str]:
     if source.get("onnx"):
         origin += f", ONNX services on `{source['onnx'].get('uri')}`"
     return [f"Model `{model['model_id'][:12]}`: {origin}."]
+
+
+def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for name, section in services.items():
+        for row in breakdowns(section):
+            parts = dict(row.parts_ms)
+            if row.whole_graph_ms is not None:
+                parts["inference"] = row.whole_graph_ms
+            rows.append(
+                [
+                    f"`{name}`",
+                    row.label,
+                    *(_cell(parts.get(stage), 2) for stage in PARTS),
+                    _cell(row.other_ms, 2),
+                    _cell(row.latency_ms, 2),
+                ]
+            )
+    if not rows:
+        return []
+    coverage = [
+        f"`{name}` {s['at_c1']['coverage']:.3f}"
+        for name, s in services.items()
+        if (s.get("at_c1") or {}).get("coverage") is not None
+    ]
+    lines = ["", "## Where the time goes", ""]
+    lines += _table(["service", "measured", *PARTS, OTHER, "latency"], rows)
+    lines += [
+        "",
+        "Mean milliseconds per request. Served rows: the stages from the service's own `/metrics` over the ab run at "
+        f"that concurrency, latency = ab's mean time per request, {OTHER} = latency − the stages (reading the body, "
+        "routing, writing the answer, the loopback). In-process: the same request path in the service's container on "
+        "one thread, no HTTP; for the ONNX services preprocess and model are the served graph's two halves run apart "
+        "and inference is the whole graph as served (one call), so the row adds up through inference.",
+    ]
+    if coverage:
+        lines += ["", "Stages ÷ latency at c=1 (coverage): " + ", ".join(coverage) + "."]
+    lines += ["", f"![Where the time goes]({PLOT_NAME})"]
+    return lines
 
 
 def render_summary(report: Mapping[str, Any]) -> str:
@@ -89,6 +132,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
     failures = [f"- `{n}`: {s['load']['failure']}" for n, s in services.items() if s.get("load", {}).get("failure")]
     if failures:
         lines += ["", "**Failed measurements** (not slow results):", *failures]
+    lines += _where_the_time_goes(services)
     lines += ["", "## Deployment", ""]
     rows = [
         [

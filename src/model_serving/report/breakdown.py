@@ -1,0 +1,60 @@
+"""Where the time goes: a service's stage means beside the latency they make up, for the summary and the plot.
+
+Pure, over a report's service section. The stages follow one another in a request (``total`` spans them all and
+is not a part); what the latency holds beyond their sum is HTTP and everything else (reading the body, routing,
+writing the answer, the client's side of the loopback).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: In request order; a service has ``preprocess`` and ``model`` (torch) or ``inference`` (ONNX: one graph call).
+PARTS = ("queue", "parse", "decode", "preprocess", "model", "inference")
+OTHER = "HTTP/other"
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    label: str  # where it was measured: "c=1", "c=50", "in-process"
+    parts_ms: dict[str, float]  # stage → mean ms, in PARTS order, only the stages measured; they add up
+    latency_ms: float | None  # served: the client's mean time per request; in-process: the path's own sum
+    served: bool = True
+    #: In-process ONNX: the whole graph as served (one call), beside its two halves run apart in ``parts_ms``.
+    whole_graph_ms: float | None = None
+
+    @property
+    def other_ms(self) -> float | None:
+        """Served: the latency the stages do not explain (HTTP and the rest); in-process there is none."""
+        if not self.served or self.latency_ms is None:
+            return None
+        return round(self.latency_ms - sum(self.parts_ms.values()), 4)
+
+
+def _means(stages_ms: Mapping[str, Mapping[str, Any]], parts: tuple[str, ...] = PARTS) -> dict[str, float]:
+    return {stage: float(stages_ms[stage]["mean"]) for stage in parts if stage in stages_ms}
+
+
+def breakdowns(section: Mapping[str, Any]) -> list[Breakdown]:
+    """At c=1 and at the load's concurrency (stages from ``/metrics``, latency from ab), and in-process."""
+    rows = []
+    at_c1 = section.get("at_c1") or {}
+    if at_c1.get("stages_ms"):
+        rows.append(Breakdown("c=1", _means(at_c1["stages_ms"]), at_c1.get("mean_ms")))
+    load = section.get("load") or {}
+    if section.get("stages_ms"):
+        label = f"c={load.get('concurrency', '?')}"
+        rows.append(Breakdown(label, _means(section["stages_ms"]), load.get("time_per_request_ms")))
+    in_process = _means(section.get("in_process_stages_ms") or {})
+    if in_process:
+        # ONNX: the request path is parse + decode + the whole graph; its halves show what the graph spends on
+        # preprocessing and on the network (the two add up to about the whole).
+        whole = in_process.pop("inference", None)
+        path = sum(v for k, v in in_process.items() if whole is None or k not in ("preprocess", "model"))
+        latency = round(path + (whole or 0.0), 4)
+        if whole is not None and not {"preprocess", "model"} <= in_process.keys():
+            in_process["inference"] = whole  # no halves: the graph stays one part
+        rows.append(Breakdown("in-process", in_process, latency, served=False, whole_graph_ms=whole))
+    return rows
