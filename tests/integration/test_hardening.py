@@ -2,8 +2,9 @@
 
 Read-only root: the services are run with ``read_only=True`` and no tmpfs at all (not even ``/tmp``): they write no
 file, which ``test_the_service_writes_no_file`` checks on a writable container with ``docker diff`` after a
-prediction. (Docker still mounts its own ``/dev/shm``, which the Python services' worker supervisor uses for its
-locks when ``WORKERS`` > 1.)
+prediction. (Docker still mounts its own ``/dev/shm`` tmpfs, where the Python services keep prometheus_client's
+multiprocess files, in ``/dev/shm/model-serving-metrics``, and their worker supervisor its locks when ``WORKERS`` > 1;
+the test lists it.)
 
 Secrets: the image's history (``created_by``) and config environment are checked for credential-like assignments
 and token shapes, and every layer of ``docker save`` (so a file deleted by a later layer still counts) is read as a
@@ -346,12 +347,32 @@ def test_runs_as_non_root_on_a_read_only_root_filesystem(service_images, cpus, b
     with run_service(name, tag, cpus, env={"WORKERS": str(workers)}, read_only=True) as service:
         processes = _process_uids(service.docker_container)
         response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
+        metrics = httpx.get(f"{service.base_url}/metrics", timeout=30)
+        shm = _files_in_dev_shm(service.docker_container) if name != "rust-onnx-serving" else []
         logs = service.logs()
     print(f"\n{name} WORKERS={workers}: image user {user}, processes {processes}")
     assert processes
     assert all(uid not in ("0", "root") for uid, _ in processes), processes
     assert response.status_code == 200, f"{response.text}\n{logs}"
     assert "prediction" in response.json()
+    assert metrics.status_code == 200, f"{metrics.text}\n{logs}"
+    # What the Python services write, they write here: the metrics files, and multiprocessing's semaphores.
+    print(f"{name} WORKERS={workers}: /dev/shm holds {shm}")
+    undeclared = [path for path in shm if not path.startswith(("model-serving-metrics", "sem."))]
+    assert not undeclared, f"{name} wrote to /dev/shm outside its metrics folder: {undeclared}"
+    if name != "rust-onnx-serving":
+        assert any(path.startswith("model-serving-metrics/") and path.endswith(".db") for path in shm), shm
+
+
+def _files_in_dev_shm(container) -> list[str]:
+    """Every file under the container's /dev/shm, relative to it (by the service's own Python: no shell there)."""
+    listing = (
+        "import os; print('\\n'.join(os.path.relpath(os.path.join(d, f), '/dev/shm') "
+        "for d, _, fs in os.walk('/dev/shm') for f in fs))"
+    )
+    result = container.exec_run(["python", "-c", listing])
+    assert result.exit_code == 0, result.output
+    return [line for line in result.output.decode().splitlines() if line]
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ from model_serving.model import CLASSES
 from model_serving.model.default import build_default_model
 from model_serving.model.loading import model_id
 from onnx_serving.predictor import OnnxPredictor
+from serving_common.decoding import decode_rgb
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def test_default_model_is_deterministic(default_artifacts):
 def test_manifest_describes_the_artifacts(default_artifacts):
     manifest = default_artifacts.manifest
     assert manifest["classes"] == list(CLASSES)
-    assert set(manifest["files"]) == {"state_dict", "onnx", "onnx_optimized"}
+    assert set(manifest["files"]) == {"state_dict", "onnx", "onnx_optimized", "onnx_preprocess", "onnx_network"}
     assert manifest["input"]["dtype"] == "uint8"
     assert manifest["input"]["shape"] == [1, "height", "width", 3]
     assert manifest["output"]["kind"] == "probabilities"
@@ -97,3 +98,16 @@ def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts):
     export(out, source, progress=messages.append)
     assert not any("up to date" in m for m in messages)
     assert (out / "model.onnx").stat().st_size > 1_000_000
+
+
+def test_the_graphs_two_halves_chained_are_the_served_graph(default_artifacts, corpus):
+    """The in-process bench times preprocessing and network as two sessions: together they give what is served."""
+    directory, files = default_artifacts.directory, default_artifacts.manifest["files"]
+    served = OnnxPredictor(directory / files["onnx_optimized"]["path"], threads=1)
+    halves = OnnxPredictor.split(
+        directory / files["onnx_preprocess"]["path"], directory / files["onnx_network"]["path"], threads=1
+    )
+    for path in corpus[:6]:
+        pixels = decode_rgb(path.read_bytes())
+        difference = np.abs(halves.probabilities(pixels) - served.probabilities(pixels)).max()
+        assert difference <= 1e-6, (path.name, difference)

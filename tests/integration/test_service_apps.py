@@ -85,3 +85,25 @@ def test_unknown_path_and_wrong_method(client):
     response = client.get("/predict/")
     assert response.status_code == 405
     assert response.json() == {"detail": "Method Not Allowed"}
+
+
+def test_metrics_and_server_timing_in_process(client, benchmark_body):
+    """The app alone (no launcher, so prometheus_client in its single-process mode): the same figures."""
+    from model_serving.metrics.prometheus import parse_scrape
+
+    before = parse_scrape(client.get("/metrics").text)
+    answers = [client.post("/predict/", content=benchmark_body, headers=_JSON) for _ in range(2)]
+    refused = client.post("/predict/", content=b"{broken", headers=_JSON)
+    assert client.get("/").status_code == 200  # neither / nor /metrics is counted
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    run = parse_scrape(response.text).minus(before)
+    assert run.responses == {"200": 2, "400": 1}
+    assert run.stages["total"].count == 3
+    assert run.stages["decode"].count == 2
+    for answer in answers:
+        stages = [part.split(";")[0] for part in answer.headers["server-timing"].split(", ")]
+        assert stages[:3] == ["queue", "parse", "decode"]
+        assert stages[-1] == "total"
+        assert stages[3:-1] in (["preprocess", "model"], ["inference"])
+    assert [part.split(";")[0] for part in refused.headers["server-timing"].split(", ")] == ["queue", "parse", "total"]

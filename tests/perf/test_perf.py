@@ -42,10 +42,17 @@ def test_load(perf, selected, name, benchmark):
                 "memory_peak_mb": max(memory) if memory else None,
                 "in_process_rps": measurement.in_process_rps,
                 "cpus": perf.config.profile.cpus,
+                "stages_ms": measurement.stages_ms,
+                "in_process_stages_ms": measurement.in_process_detail.get("stages_ms"),
             }
         )
         perf.progress(f"{name}: {report.rps:.1f} req/s, p50 {report.latency_ms['p50']:.0f} ms")
     assert outcome.ok, f"{name}: failed measurement: {outcome.failure}"
+    # The service's own count of the run is ab's: the stages describe exactly the requests that were timed.
+    assert measurement.responses == {"200": outcome.report.complete}, measurement.responses
+    assert {"queue", "parse", "decode", "total"} <= set(measurement.stages_ms), measurement.stages_ms
+    assert measurement.at_c1 is not None, "no c=1 run"
+    assert measurement.at_c1.outcome.ok, f"{name}: the c=1 run failed: {measurement.at_c1.outcome.failure}"
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -43,3 +43,21 @@ def test_bad_worker_count_is_a_clear_error(monkeypatch, value):
     monkeypatch.setenv("WORKERS", value)
     with pytest.raises(ValueError, match="WORKERS"):
         Settings.from_env(default_port=8080)
+
+
+def test_the_launcher_prepares_the_metrics_folder_or_refuses_to_start(monkeypatch, tmp_path, capsys):
+    from serving_common import launch
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"stale")
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    # It goes on to the model (missing here: exit 3) with the folder emptied of an earlier run's files.
+    assert launch.main("svc", "x:app", 9999, ("onnx_optimized",)) == launch.STARTUP_FAILURE
+    assert list(folder.iterdir()) == []
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(a_file / "metrics"))
+    assert launch.main("svc", "x:app", 9999, ("onnx_optimized",)) == launch.CONFIG_ERROR
+    assert "set PROMETHEUS_MULTIPROC_DIR to a writable folder" in capsys.readouterr().err

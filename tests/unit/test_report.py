@@ -7,7 +7,8 @@ from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.stats_sampler import ResourceSamples
 from model_serving.perf.config import load_thresholds, parse_threshold_option, profile_with
-from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests
+from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
+from model_serving.report.breakdown import breakdowns
 from model_serving.report.document import ServiceResults, build_report, memory_growth
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.report.store import save_report
@@ -140,3 +141,69 @@ def test_the_report_names_the_model_it_measured():
     report = build_report("run4", "t", environment, config, results, {}, model)
     assert report["model"]["model_id"] == "ab" * 32
     assert "Model `abababababab`: state dict `gs://weights/weather.pt` (generation 17)." in render_summary(report)
+
+
+def _staged_results(name: str) -> ServiceResults:
+    results = _results()
+    onnx = name != "torch-serving"
+    model = {"inference": {"mean": 20.0, "p50": 19.0, "p99": 30.0, "count": 30}}
+    if not onnx:
+        model = {
+            "preprocess": {"mean": 8.0, "p50": 8.0, "p99": 9.0, "count": 30},
+            "model": {"mean": 12.0, "p50": 12.0, "p99": 14.0, "count": 30},
+        }
+    stages = {
+        "queue": {"mean": 0.5, "p50": 0.4, "p99": 1.0, "count": 30},
+        "parse": {"mean": 2.0, "p50": 2.0, "p99": 3.0, "count": 30},
+        "decode": {"mean": 10.0, "p50": 10.0, "p99": 12.0, "count": 30},
+        **model,
+        "total": {"mean": 33.0, "p50": 33.0, "p99": 40.0, "count": 30},
+    }
+    c1 = judge_ab_run(0, AB, requested=200)  # ab's mean time per request there: 312.7 ms at c=10
+    results.load.stages_ms = {**stages, "queue": {"mean": 280.0, "p50": 280.0, "p99": 400.0, "count": 200}}
+    results.load.at_c1 = StagedRun(c1, stages, {"200": 30.0})
+    in_process = {"parse": {"mean": 1.5}, "decode": {"mean": 9.0}, **{k: {"mean": v["mean"]} for k, v in model.items()}}
+    if onnx:
+        in_process.update(preprocess={"mean": 14.0}, model={"mean": 5.0})
+    results.load.in_process_detail = {"stages_ms": in_process}
+    return results
+
+
+def test_stages_in_the_report_with_coverage_at_c1_and_the_breakdown():
+    results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    thresholds = {"stage_coverage.onnx-serving.min": 0.85, "stage_coverage.onnx-serving.max": 1.15}
+    report = build_report("run5", "t", environment, config, results, thresholds)
+    onnx = report["services"]["onnx-serving"]
+    assert onnx["stages_ms"]["inference"] == {"mean": 20.0, "p50": 19.0, "p99": 30.0, "count": 30}
+    assert onnx["at_c1"]["stage_sum_ms"] == 32.5
+    mean = onnx["at_c1"]["mean_ms"]
+    assert onnx["at_c1"]["coverage"] == pytest.approx(32.5 / mean, abs=1e-4)
+    assert report["ratios"]["stage_coverage"]["onnx-serving"] == onnx["at_c1"]["coverage"]
+    passed = {a["name"]: a["passed"] for a in report["assertions"]}
+    # 32.5 ms of ab's 312.7 ms: the stages explain far too little
+    assert passed == {"stage_coverage.onnx-serving.min": False, "stage_coverage.onnx-serving.max": True}
+
+    rows = {row.label: row for row in breakdowns(onnx)}
+    assert list(rows) == ["c=1", "c=10", "in-process"]
+    assert rows["c=1"].other_ms == pytest.approx(mean - 32.5, abs=1e-3)
+    # In-process ONNX: the graph's halves are the parts, the whole graph is what the path adds up through.
+    assert rows["in-process"].parts_ms == {"parse": 1.5, "decode": 9.0, "preprocess": 14.0, "model": 5.0}
+    assert (rows["in-process"].whole_graph_ms, rows["in-process"].latency_ms) == (20.0, 30.5)
+    assert rows["in-process"].other_ms is None
+    torch_rows = {row.label: row for row in breakdowns(report["services"]["torch-serving"])}
+    assert torch_rows["in-process"].parts_ms == {"parse": 1.5, "decode": 9.0, "preprocess": 8.0, "model": 12.0}
+
+
+def test_the_summary_shows_where_the_time_goes_and_the_plot_exists(tmp_path):
+    results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    folder = save_report(build_report("run6", "t", environment, config, results, {}), tmp_path)
+    summary = (folder / "summary.md").read_text()
+    assert "## Where the time goes" in summary
+    assert "| `onnx-serving` | c=1 | 0.50 | 2.00 | 10.00 | – | – | 20.00 | 280.18 | 33.00 | 312.68 |" in summary
+    assert "| `onnx-serving` | in-process | – | 1.50 | 9.00 | 14.00 | 5.00 | 20.00 | – | – | 30.50 |" in summary
+    assert "![Where the time goes](where_the_time_goes.png)" in summary
+    assert (folder / "where_the_time_goes.png").stat().st_size > 5000

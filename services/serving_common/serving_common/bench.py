@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -45,12 +46,12 @@ def time_calls(call: Callable[[], object], min_seconds: float, warmup: int = 3) 
 
 
 def stage_summary_ms(samples_ns: list[int]) -> dict[str, float]:
-    """Mean, median and p99 (nearest rank) in milliseconds."""
+    """Mean, median and p99 (nearest rank: the ceil(0.99 n)-th smallest) in milliseconds, as the binary's --bench."""
     ordered = sorted(samples_ns)
     rank = max(0, -(-99 * len(ordered) // 100) - 1)
     return {
-        "mean": round(sum(ordered) / len(ordered) / 1e6, 4),
-        "p50": round(ordered[(len(ordered) - 1) // 2] / 1e6, 4),
+        "mean": round(statistics.fmean(ordered) / 1e6, 4),
+        "p50": round(statistics.median(ordered) / 1e6, 4),
         "p99": round(ordered[rank] / 1e6, 4),
     }
 

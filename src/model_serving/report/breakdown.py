@@ -24,6 +24,8 @@ class Breakdown:
     served: bool = True
     #: In-process ONNX: the whole graph as served (one call), beside its two halves run apart in ``parts_ms``.
     whole_graph_ms: float | None = None
+    #: Served: the service's own ``total`` (request received → response written); latency − total is outside it.
+    total_ms: float | None = None
 
     @property
     def other_ms(self) -> float | None:
@@ -37,16 +39,22 @@ def _means(stages_ms: Mapping[str, Mapping[str, Any]], parts: tuple[str, ...] = 
     return {stage: float(stages_ms[stage]["mean"]) for stage in parts if stage in stages_ms}
 
 
+def _total(section: Mapping[str, Any]) -> float | None:
+    total = (section.get("stages_ms") or {}).get("total")
+    return float(total["mean"]) if total else None
+
+
 def breakdowns(section: Mapping[str, Any]) -> list[Breakdown]:
     """At c=1 and at the load's concurrency (stages from ``/metrics``, latency from ab), and in-process."""
     rows = []
     at_c1 = section.get("at_c1") or {}
     if at_c1.get("stages_ms"):
-        rows.append(Breakdown("c=1", _means(at_c1["stages_ms"]), at_c1.get("mean_ms")))
+        rows.append(Breakdown("c=1", _means(at_c1["stages_ms"]), at_c1.get("mean_ms"), total_ms=_total(at_c1)))
     load = section.get("load") or {}
     if section.get("stages_ms"):
         label = f"c={load.get('concurrency', '?')}"
-        rows.append(Breakdown(label, _means(section["stages_ms"]), load.get("time_per_request_ms")))
+        latency = load.get("time_per_request_ms")
+        rows.append(Breakdown(label, _means(section["stages_ms"]), latency, total_ms=_total(section)))
     in_process = _means(section.get("in_process_stages_ms") or {})
     if in_process:
         # ONNX: the request path is parse + decode + the whole graph; its halves show what the graph spends on

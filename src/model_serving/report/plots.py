@@ -66,9 +66,9 @@ def _where_the_time_goes(path: Path, services: Mapping[str, Any]) -> None:
             axes.tick_params(axis="x", labelrotation=15)
         if panels:
             handles = {h.get_label(): h for axes in axes_row[0] for h in axes.containers}
-            figure.legend(list(handles.values()), list(handles), loc="upper center", ncol=len(handles))
-        figure.suptitle("Where the time goes", y=0.02, va="bottom")
-        figure.tight_layout(rect=(0, 0.05, 1, 0.9))
+            figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles))
+        figure.suptitle("Where the time goes: mean ms per request, by stage")
+        figure.tight_layout(rect=(0, 0.07, 1, 1))
         figure.savefig(path, dpi=100)
     finally:
         plt.close(figure)

@@ -53,6 +53,7 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
                     row.label,
                     *(_cell(parts.get(stage), 2) for stage in PARTS),
                     _cell(row.other_ms, 2),
+                    _cell(row.total_ms, 2),
                     _cell(row.latency_ms, 2),
                 ]
             )
@@ -64,14 +65,16 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
         if (s.get("at_c1") or {}).get("coverage") is not None
     ]
     lines = ["", "## Where the time goes", ""]
-    lines += _table(["service", "measured", *PARTS, OTHER, "latency"], rows)
+    lines += _table(["service", "measured", *PARTS, OTHER, "total (server)", "latency"], rows)
     lines += [
         "",
-        "Mean milliseconds per request. Served rows: the stages from the service's own `/metrics` over the ab run at "
-        f"that concurrency, latency = ab's mean time per request, {OTHER} = latency − the stages (reading the body, "
-        "routing, writing the answer, the loopback). In-process: the same request path in the service's container on "
-        "one thread, no HTTP; for the ONNX services preprocess and model are the served graph's two halves run apart "
-        "and inference is the whole graph as served (one call), so the row adds up through inference.",
+        "Mean milliseconds per request. Served rows: the stages from the service's own `/metrics` over the ab run "
+        f"at that concurrency; latency = ab's mean time per request; {OTHER} = latency − the stages (reading the "
+        "body, routing, writing the answer, the loopback); total (server) = the service's own request received → "
+        "response written, so latency − total passes before the service sees the request. In-process: the same "
+        "request path in the service's container on one thread, no HTTP; for the ONNX services preprocess and "
+        "model are the served graph's two halves run apart and inference is the whole graph as served (one call), "
+        "so the row adds up through inference.",
     ]
     if coverage:
         lines += ["", "Stages ÷ latency at c=1 (coverage): " + ", ".join(coverage) + "."]
