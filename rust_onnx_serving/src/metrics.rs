@@ -29,6 +29,16 @@ pub const STAGE_BUCKETS: [f64; 56] = [
     10.0, 12.5, 15.0, 20.0, 25.0, 30.0,
 ];
 
+/// The `# TYPE` lines every scrape has: the three families of the suite and the process collector's.
+#[cfg(test)]
+pub(crate) const FAMILY_LINES: [&str; 5] = [
+    "# TYPE model_serving_stage_seconds histogram",
+    "# TYPE model_serving_requests_total counter",
+    "# TYPE model_serving_requests_in_flight gauge",
+    "# TYPE process_cpu_seconds_total counter",
+    "# TYPE process_resident_memory_bytes gauge",
+];
+
 /// The Prometheus text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -173,13 +183,7 @@ mod tests {
         metrics.observe(&stages);
         metrics.count(StatusCode::UNPROCESSABLE_ENTITY);
         let text = metrics.render().unwrap();
-        for family in [
-            "# TYPE model_serving_stage_seconds histogram",
-            "# TYPE model_serving_requests_total counter",
-            "# TYPE model_serving_requests_in_flight gauge",
-            "# TYPE process_cpu_seconds_total counter",
-            "# TYPE process_resident_memory_bytes gauge",
-        ] {
+        for family in FAMILY_LINES {
             assert!(text.lines().any(|line| line == family), "{family} missing in\n{text}");
         }
         let bucket = |stage: &str, le: &str| {

@@ -429,13 +429,7 @@ mod tests {
     async fn metrics_lists_the_families_and_the_56_buckets() {
         let app = test::init_service(app(service(1000))).await;
         let text = scrape(&app, TestRequest::get().uri("/metrics").to_request()).await;
-        for family in [
-            "# TYPE model_serving_stage_seconds histogram",
-            "# TYPE model_serving_requests_total counter",
-            "# TYPE model_serving_requests_in_flight gauge",
-            "# TYPE process_cpu_seconds_total counter",
-            "# TYPE process_resident_memory_bytes gauge",
-        ] {
+        for family in metrics::FAMILY_LINES {
             assert!(text.lines().any(|line| line == family), "{family}");
         }
         for stage in ["queue", "parse", "decode", "inference", "total"] {

@@ -89,7 +89,7 @@ class _SlowPredictor:
         self.calls = 0
         self.finished = threading.Event()
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def probabilities(self, pixels: np.ndarray, stages: object = None) -> np.ndarray:
         self.calls += 1
         time.sleep(self.seconds)
         self.finished.set()
@@ -203,7 +203,7 @@ class _CountingPredictor:
         self.calls = 0
         self._lock = threading.Lock()
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+    def probabilities(self, pixels: np.ndarray, stages: object = None) -> np.ndarray:
         with self._lock:
             self.calls += 1
             self.in_progress += 1
