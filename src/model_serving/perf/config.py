@@ -43,8 +43,8 @@ PROFILES = {
         memory_requests=500,
         requests_c1=30,
     ),
-    # The README's main job: about 15 minutes on a 2-core machine (15:36 measured in a slow hour), figures worth
-    # comparing.
+    # The README's main job: 11–16 minutes on a 2-core machine (11:19 in a fast hour, 15:36 in a slow one),
+    # figures worth comparing.
     "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
     # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
     "upstream": Profile(
