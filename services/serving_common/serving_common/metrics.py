@@ -128,7 +128,7 @@ class _ServiceProcesses(Collector):
 
 
 class PredictMetricsMiddleware:
-    """ASGI middleware on ``/predict/``: requests in flight, ``total`` (received → response written), responses by
+    """ASGI middleware on ``/predict/``: requests in flight, ``total`` (received → answer handed over), responses by
     code, and the ``Server-Timing`` header from the stages the handler recorded in ``scope[STAGES_KEY]``."""
 
     def __init__(self, app: Any, metrics: ServiceMetrics, path: str = "/predict/") -> None:
@@ -144,12 +144,16 @@ class PredictMetricsMiddleware:
         status: int | None = None
         finished = False
 
-        def done(code: int) -> None:
+        def done(code: int | None) -> None:
+            """Once: observe and count the response (None: there was none), and leave the in-flight count."""
             nonlocal finished
-            if not finished:
-                finished = True
+            if finished:
+                return
+            finished = True
+            if code is not None:
                 self.metrics.observe({**stages.seconds(), "total": (time.perf_counter_ns() - started) / 1e9})
                 self.metrics.count_response(code)
+            self.metrics.in_flight.dec()
 
         async def timed_send(message: dict[str, Any]) -> None:
             nonlocal status
@@ -158,17 +162,16 @@ class PredictMetricsMiddleware:
                 timing = server_timing({**stages.ns, "total": time.perf_counter_ns() - started})
                 headers = [*message.get("headers", []), (b"server-timing", timing.encode())]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Before the last bytes go out: a client that scrapes right after its answer sees it counted.
+                done(status)
             await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                done(status or 500)
 
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, timed_send)
         except BaseException:
-            done(500)  # Starlette's outer error middleware answers 500 for what escapes here
+            done(status or 500)  # Starlette's outer error middleware answers 500 for what escapes here
             raise
         finally:
-            if status is not None:
-                done(status)  # the body was cut short (the client went away): the response still counts
-            self.metrics.in_flight.dec()
+            done(status)  # a body cut short (the client went away) still counts; no answer at all does not

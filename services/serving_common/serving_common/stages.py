@@ -3,7 +3,7 @@
 The stage names are shared by the three services, their ``/metrics`` histograms and ``Server-Timing`` headers, and
 the in-process bench: ``queue`` (waiting for this worker's one processing slot), ``parse`` (JSON + base64),
 ``decode`` (to RGB pixels), ``preprocess`` and ``model`` (torch: timed apart) or ``inference`` (ONNX: the graph is
-one call), and ``total`` (request received → response written; the middleware times it).
+one call), and ``total`` (request received → the answer handed to the server to write; the middleware times it).
 """
 
 from __future__ import annotations
