@@ -330,7 +330,7 @@ CASES = _cases()
 # --- sending ----------------------------------------------------------------------------------------------------
 
 
-def raw_request(base_url: str, case: Case, timeout: float = CLIENT_TIMEOUT_S) -> tuple[int, bytes]:
+def raw_request(base_url: str, case: Case, timeout: float = CLIENT_TIMEOUT_S) -> tuple[int, dict[str, str], bytes]:
     """Send ``case`` over a plain socket, writing the body in pieces and stopping as soon as an answer arrives.
 
     A server may refuse a body from its headers (413) and close the connection without reading the rest; an
@@ -366,17 +366,19 @@ def raw_request(base_url: str, case: Case, timeout: float = CLIENT_TIMEOUT_S) ->
         except ConnectionResetError:
             pass
     head_bytes, _, payload = response.partition(b"\r\n\r\n")
-    status = int(head_bytes.split(b" ", 2)[1])
-    return status, payload
+    status_line, *header_lines = head_bytes.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (h.partition(":") for h in header_lines)}
+    return int(status_line.split(" ", 2)[1]), headers, payload
 
 
-def send(client: httpx.Client, base_url: str, case: Case) -> tuple[int, bytes]:
+def send(client: httpx.Client, base_url: str, case: Case) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (names in lower case) and body of the answer to ``case``."""
     if case.raw:
         return raw_request(base_url, case)
     response = client.request(
         case.method, base_url + case.path, content=case.body or None, headers=case.headers, timeout=CLIENT_TIMEOUT_S
     )
-    return response.status_code, response.content
+    return response.status_code, dict(response.headers), response.content
 
 
 def check_answer(status: int, payload: bytes) -> str | None:
@@ -429,13 +431,15 @@ def test_the_catalogue_is_big_enough():
 def test_bad_request(services, client, name, case):
     base_url = services[name].base_url
     started = time.monotonic()
-    status, payload = send(client, base_url, case)
+    status, headers, payload = send(client, base_url, case)
     elapsed = time.monotonic() - started
     _seen.setdefault(case.name, {})[name] = status
     problem = check_answer(status, payload)
     assert problem is None, f"{name} answered {case.name!r} with {problem}"
     assert status == case.expected, f"{name}: {case.name!r} gave {status} (expected {case.expected}): {payload[:300]!r}"
     assert elapsed < CLIENT_TIMEOUT_S
+    if urlsplit(case.path).path == "/predict/":  # every answer there says where its time went
+        assert "total;dur=" in headers.get("server-timing", ""), f"{name}: {case.name!r}: no Server-Timing: {headers}"
     health = client.get(base_url + "/", timeout=10)
     assert health.status_code == 200, f"{name} unhealthy after {case.name!r}"
     assert health.json()["status"] == "healthy"
@@ -483,7 +487,7 @@ def test_configured_body_and_pixel_limits(service_images, cpus, name, benchmark_
     with run_service(name, service_images[name].tag, cpus, env=SMALL_LIMITS) as service, httpx.Client() as http:
         url = service.base_url + "/predict/"
         # The 294 KB benchmark body, declared and streamed (chunked, no Content-Length).
-        status, payload = raw_request(service.base_url, Case("over MAX_BODY_BYTES", 413, benchmark_body, raw=True))
+        status, _, payload = raw_request(service.base_url, Case("over MAX_BODY_BYTES", 413, benchmark_body, raw=True))
         assert status == 413
         expected = f"request body is {len(benchmark_body)} bytes; the limit is 100000"
         assert json.loads(payload)["detail"] == expected
