@@ -188,6 +188,10 @@ def test_stages_in_the_report_with_coverage_at_c1_and_the_breakdown():
     rows = {row.label: row for row in breakdowns(onnx)}
     assert list(rows) == ["c=1", "c=10", "in-process"]
     assert rows["c=1"].other_ms == pytest.approx(mean - 32.5, abs=1e-3)
+    # Above c=1 the latency is the requests' own mean (ab's connection times: 305 ms), not its time per request
+    # (312.7 ms: concurrency × run time ÷ requests, which also counts the ramp-up and the drain).
+    assert rows["c=10"].latency_ms == 305.0
+    assert onnx["load"]["latency_mean_ms"] == 305.0
     # In-process ONNX: the graph's halves are the parts, the whole graph is what the path adds up through.
     assert rows["in-process"].parts_ms == {"parse": 1.5, "decode": 9.0, "preprocess": 14.0, "model": 5.0}
     assert (rows["in-process"].whole_graph_ms, rows["in-process"].latency_ms) == (20.0, 30.5)

@@ -20,7 +20,7 @@ OTHER = "HTTP/other"
 class Breakdown:
     label: str  # where it was measured: "c=1", "c=50", "in-process"
     parts_ms: dict[str, float]  # stage → mean ms, in PARTS order, only the stages measured; they add up
-    latency_ms: float | None  # served: the client's mean time per request; in-process: the path's own sum
+    latency_ms: float | None  # served: the client's mean latency per request; in-process: the path's own sum
     served: bool = True
     #: In-process ONNX: the whole graph as served (one call), beside its two halves run apart in ``parts_ms``.
     whole_graph_ms: float | None = None
@@ -53,7 +53,8 @@ def breakdowns(section: Mapping[str, Any]) -> list[Breakdown]:
     load = section.get("load") or {}
     if section.get("stages_ms"):
         label = f"c={load.get('concurrency', '?')}"
-        latency = load.get("time_per_request_ms")
+        # The requests' own mean: ab's time per request at c > 1 also holds the run's ramp-up and drain.
+        latency = load.get("latency_mean_ms") or load.get("time_per_request_ms")
         rows.append(Breakdown(label, _means(section["stages_ms"]), latency, total_ms=_total(section)))
     in_process = _means(section.get("in_process_stages_ms") or {})
     if in_process:

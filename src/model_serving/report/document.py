@@ -48,6 +48,9 @@ def _load_figures(report: AbReport) -> dict[str, Any]:
         "time_taken_s": report.time_taken_s,
         "time_per_request_ms": report.time_per_request_ms,
         "time_per_request_all_ms": report.time_per_request_all_ms,
+        # The mean of the requests' own latencies (ab's "Connection Times" total). ab's "time per request" is
+        # concurrency × run time ÷ requests: it also counts the run's ramp-up and drain, when fewer than c are out.
+        "latency_mean_ms": total.mean if (total := report.connection_times.get("total")) else None,
         "transfer_rate_mb_s": round(report.transfer_rate_mb_s, 4),
         "latency_ms": dict(report.latency_ms),
     }

@@ -69,7 +69,9 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
     lines += [
         "",
         "Mean milliseconds per request. Served rows: the stages from the service's own `/metrics` over the ab run "
-        f"at that concurrency; latency = ab's mean time per request; {OTHER} = latency − the stages (reading the "
+        f"at that concurrency; latency = ab's mean over the requests (at c=1 its time per request, to the µs; above, "
+        "the mean of its connection times, free of the run's ramp-up and drain); "
+        f"{OTHER} = latency − the stages (reading the "
         "body, routing, writing the answer, the loopback); total (server) = the service's own request received → "
         "response written, so latency − total passes before the service sees the request. In-process: the same "
         "request path in the service's container on one thread, no HTTP; for the ONNX services preprocess and "
