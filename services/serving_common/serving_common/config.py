@@ -13,6 +13,8 @@ from typing import Any
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: The supervisor of several workers: it serves nothing, but its memory and CPU are the service's too.
 SUPERVISOR_PID_ENV = "MODEL_SERVING_SUPERVISOR_PID"
+#: /dev/shm is the tmpfs Docker and Kubernetes give each container, writable also with a read-only root filesystem.
+DEFAULT_METRICS_DIR = Path("/dev/shm/model-serving-metrics")
 
 
 def cpu_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float:
@@ -90,9 +92,8 @@ class Settings:
     max_pixels: int
     #: Seconds a request's processing (parse, decode, inference) may take before it is answered 504.
     request_timeout_s: float
-    #: prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR): the workers' metric files. /dev/shm is the
-    #: tmpfs Docker and Kubernetes give each container, writable also with a read-only root filesystem.
-    metrics_dir: Path = Path("/dev/shm/model-serving-metrics")
+    #: prometheus_client's multiprocess folder (PROMETHEUS_MULTIPROC_DIR): the workers' metric files.
+    metrics_dir: Path = DEFAULT_METRICS_DIR
 
     @classmethod
     def from_env(cls, default_port: int) -> Settings:
@@ -109,7 +110,7 @@ class Settings:
             max_body_bytes=_int_env("MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_pixels=_int_env("MAX_PIXELS", 50_000_000),
             request_timeout_s=_seconds_env("REQUEST_TIMEOUT_S", 30.0),
-            metrics_dir=Path(os.environ.get(MULTIPROC_ENV) or "/dev/shm/model-serving-metrics"),
+            metrics_dir=Path(os.environ.get(MULTIPROC_ENV) or DEFAULT_METRICS_DIR),
         )
 
     def describe(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from model_serving.docker.archive import tar_bytes
+from model_serving.docker.build import SERVICES
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
@@ -33,8 +34,9 @@ BENCH_COMMANDS: dict[str, list[str]] = {
     "rust-onnx-serving": ["/rust-onnx-serving", "--bench"],
 }
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
-# The ONNX services' bench also times the served graph's two halves (artifacts.SPLIT_FILES), copied in for it.
-_SPLIT_BENCH_SERVICES = ("onnx-serving", "rust-onnx-serving")
+# The bench of a service that serves the optimized graph also times its two halves (artifacts.SPLIT_FILES),
+# copied in for it.
+_SPLIT_BENCH_SERVICES = tuple(name for name, spec in SERVICES.items() if "onnx_optimized" in spec.model_roles)
 _BENCH_SPLIT_PATHS = ("/bench-preprocess.onnx", "/bench-network.onnx")
 # Let in-flight work, freed buffers and the engine's counters settle before memory is read at rest.
 _SETTLE_S = 2.0

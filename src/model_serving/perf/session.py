@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,14 @@ class PerfRun:
             profile.in_process_seconds,
             self.progress,
             profile.requests_c1,
-            self._split_graph(),
+            self._split_graph,
         )
         return results.load
 
+    @cached_property
     def _split_graph(self) -> tuple[bytes, bytes] | None:
-        """The served graph's two halves, when the export made them, for the ONNX services' in-process bench."""
+        """The served graph's two halves, when the export made them, for the ONNX services' in-process bench (read
+        and checked once a run)."""
         manifest = read_manifest(self.model_dir)
         if not all(role in manifest["files"] for role in SPLIT_FILES):
             return None

@@ -22,6 +22,7 @@ from typing import Any
 from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import AbReport
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
+from model_serving.report.breakdown import PARTS
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.stats import summary
 
@@ -73,7 +74,7 @@ def _memory_over_requests_section(measured: MemoryOverRequests) -> dict[str, Any
 
 def stage_sum_ms(stages_ms: Mapping[str, Mapping[str, Any]]) -> float:
     """The summed means of the stages a request goes through one after the other (``total`` spans them all)."""
-    return round(sum(float(figures["mean"]) for stage, figures in stages_ms.items() if stage != "total"), 4)
+    return round(sum(float(stages_ms[stage]["mean"]) for stage in PARTS if stage in stages_ms), 4)
 
 
 def _at_c1_section(run: StagedRun) -> dict[str, Any]:
