@@ -15,7 +15,7 @@ from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.inference import Classifier, DecodeAndPredict
 from model_serving.model import CLASSES
 from model_serving.model.loading import load_state_dict_file
-from model_serving.throughput import in_process_rate
+from model_serving.stage_split import format_stage_splits, stage_splits
 from onnx_serving.predictor import OnnxPredictor
 from serving_common.manifest import read_manifest, verify_files
 from torch_serving.predictor import TorchPredictor
@@ -89,15 +89,7 @@ def run_check(model_dir: Path, image_dir: Path, seconds: float, progress: Callab
     print("  " + ", ".join(f"{c}={n}" for c, n in zip(CLASSES, counts, strict=True) if n))
 
     jpeg, _ = benchmark_payload_paths(image_dir)
-    payload = jpeg.read_bytes()
-    for label, classifier in (
-        ("torch eager", artifacts.torch_classifier(threads=1)),
-        ("onnxruntime", artifacts.onnx_classifier(threads=1)),
-    ):
-        progress(f"timing {label} for {seconds:.0f} s on {jpeg.name}, one thread")
-        rate = in_process_rate(classifier, payload, min_seconds=seconds)
-        print(
-            f"in-process {label:12s}: {rate.ms_per_item:7.2f} ms/request "
-            f"({rate.per_second:6.1f}/s, n={rate.iterations})"
-        )
+    progress(f"in-process stages on {jpeg.name}, one thread, about {seconds * 1.5:.0f} s per service")
+    splits = stage_splits(artifacts, jpeg.read_bytes(), seconds, progress)
+    print(format_stage_splits(splits, jpeg.name))
     return 0 if agreement.ok else 1

@@ -14,6 +14,9 @@ MAX_JSON_DEPTH = 32
 
 
 def _too_deep(body: bytes) -> bool:
+    # Depth never exceeds the number of openers, so most bodies need no scan (the byte loop cost 6 ms on 300 KB).
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
     depth = 0
     in_string = escaped = False
     for byte in body:

@@ -9,7 +9,7 @@ import torch
 
 from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.preprocessing import preprocess
+from model_serving.model.preprocessing import preprocess_crop
 from serving_common.config import Settings
 from serving_common.manifest import ModelError, model_file
 from serving_common.stages import StageTimes
@@ -36,6 +36,6 @@ class TorchPredictor:
         stages = stages if stages is not None else StageTimes()
         with torch.inference_mode():
             with stages.timing("preprocess"):
-                batch = preprocess(pixels)
+                batch = preprocess_crop(pixels)
             with stages.timing("model"):
                 return torch.softmax(self.model(batch), dim=1)[0].numpy()

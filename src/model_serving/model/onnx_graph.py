@@ -17,7 +17,7 @@ import torch
 from onnx import TensorProto, compose, helper, numpy_helper
 
 from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.preprocessing import CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
+from model_serving.model.preprocessing import BLOCK, CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
 
 OPSET = 18  # Resize with antialias needs opset 18.
 INPUT_NAME = "image"
@@ -29,57 +29,172 @@ def _constant(name: str, values: np.ndarray) -> TensorProto:
     return numpy_helper.from_array(values, name=name)
 
 
+class _Nodes:
+    """A graph under construction: ``add`` appends a node and returns its output's name."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+
+    def constant(self, name: str, values: np.ndarray) -> str:
+        self.initializers.append(_constant(name, values))
+        return name
+
+    def add(self, op: str, inputs: list[str], output: str, **attributes: object) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [output], **attributes))
+        return output
+
+
+def _crop_windows(g: _Nodes, sizes: str, resized: str, starts: str) -> tuple[str, str]:
+    """Nodes for :func:`model_serving.model.preprocessing.crop_windows` along both axes at once (rows, columns:
+    ``sizes``, ``resized`` and ``starts`` are int64 ``[2]``), the same operations in the same order. The two axes
+    share the window length (the longer; the other's extra taps weigh 0): indices ``[2, groups * length]``
+    (clamped), weights ``[2, groups, BLOCK, length]``."""
+
+    def add(op: str, inputs: list[str], name: str, **attributes: object) -> str:
+        return g.add(op, inputs, f"windows_{name}", **attributes)
+
+    def cast(value: str, to: int, name: str) -> str:
+        return add("Cast", [value], name, to=to)
+
+    def column(value: str, name: str) -> str:  # [2] → [2, 1]
+        return add("Unsqueeze", [value, "axis1"], name)
+
+    grouped = g.constant("windows_grouped_shape", np.array([2, CROP_SIZE // BLOCK, BLOCK, 1], np.int64))
+    offsets = g.constant("windows_outputs", np.arange(CROP_SIZE, dtype=np.float32))
+    scale = column(
+        add("Div", [cast(sizes, TensorProto.FLOAT, "in_f"), cast(resized, TensorProto.FLOAT, "out_f")], "scale_1"),
+        "scale",
+    )
+    support = add("Max", [scale, "one"], "support")
+    positions = add("Add", [column(cast(starts, TensorProto.FLOAT, "starts_f"), "starts_col"), offsets], "positions")
+    centre = add("Mul", [scale, add("Add", [positions, "half"], "mid")], "centre")
+    low_f = add("Add", [add("Sub", [centre, support], "centre_low"), "half"], "low_f")
+    low = add("Max", [cast(low_f, TensorProto.INT64, "low_t"), "zero_i"], "low")  # Cast truncates, as C++
+    high_f = add("Add", [add("Add", [centre, support], "centre_high"), "half"], "high_f")
+    high = add("Min", [cast(high_f, TensorProto.INT64, "high_t"), column(sizes, "sizes_col")], "high")
+    low, high, centre = (add("Reshape", [value, grouped], f"{value}_grouped") for value in (low, high, centre))
+    first = add("Slice", [low, "first", "one_1", "axis2"], "first")  # [2, groups, 1, 1]
+    last = add("Slice", [high, "block_last", "block", "axis2"], "last")
+    length = add("ReduceMax", [add("Sub", [last, first], "spans")], "length", keepdims=0)
+    window = add("Add", [first, add("Range", ["zero_i", length, "one_i"], "offsets")], "window")  # [2, groups, 1, L]
+    support = add(
+        "Reshape", [support, g.constant("windows_support_shape", np.array([2, 1, 1, 1], np.int64))], "support_4"
+    )
+    shifted = add("Add", [add("Sub", [cast(window, TensorProto.FLOAT, "window_f"), centre], "shifted"), "half"], "mid2")
+    distance = add("Div", [shifted, support], "distance")
+    tent = add("Max", [add("Sub", ["one", add("Abs", [distance], "abs")], "tent_raw"), "zero"], "tent")
+    inside = add(
+        "And", [add("GreaterOrEqual", [window, low], "from_low"), add("Less", [window, high], "below_high")], "inside"
+    )
+    raw = add("Where", [inside, tent, "zero"], "raw")
+    weights = add("Div", [raw, add("ReduceSum", [raw, "axis3"], "total", keepdims=1)], "weights")
+    flat = add("Reshape", [window, g.constant("windows_flat_shape", np.array([2, -1], np.int64))], "window_flat")
+    index = add("Min", [flat, column(add("Sub", [sizes, "one_i"], "last_index"), "last_col")], "index")
+    return index, weights
+
+
 def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
-    """uint8 NHWC image of any size → normalized float32 ``[1, 3, 224, 224]``."""
-    initializers = [
-        _constant("hw_indices", np.array([1, 2], dtype=np.int64)),
-        _constant("short_side", np.array(RESIZE_SHORT_SIDE, dtype=np.int64)),
-        _constant("batch_channels", np.array([1, 3], dtype=np.int64)),
-        _constant("crop", np.array(CROP_SIZE, dtype=np.int64)),
-        _constant("two", np.array(2.0, dtype=np.float32)),
-        _constant("crop_axes", np.array([2, 3], dtype=np.int64)),
-        _constant("max_value", np.array(255.0, dtype=np.float32)),
-        _constant("mean", np.array(MEAN, dtype=np.float32).reshape(1, 3, 1, 1)),
-        _constant("std", np.array(STD, dtype=np.float32).reshape(1, 3, 1, 1)),
-    ]
-    nodes = [
-        helper.make_node("Cast", [INPUT_NAME], ["image_f"], to=TensorProto.FLOAT),
-        helper.make_node("Transpose", ["image_f"], ["nchw"], perm=[0, 3, 1, 2]),
-        # Target size: shorter side 256, longer side floor(256 * long / short), in integers.
-        helper.make_node("Shape", [INPUT_NAME], ["shape"]),
-        helper.make_node("Gather", ["shape", "hw_indices"], ["hw"]),
-        helper.make_node("ReduceMin", ["hw"], ["short"], keepdims=1),
-        helper.make_node("Mul", ["hw", "short_side"], ["hw_scaled"]),
-        helper.make_node("Div", ["hw_scaled", "short"], ["resized_hw"]),
-        helper.make_node("Concat", ["batch_channels", "resized_hw"], ["sizes"], axis=0),
-        helper.make_node(
-            "Resize",
-            ["nchw", "", "", "sizes"],
-            ["resized"],
-            mode="linear",
-            antialias=1,
-            coordinate_transformation_mode="half_pixel",
-            exclude_outside=1,
-        ),
-        # Centre crop: offsets round((size - 224) / 2), half to even.
-        helper.make_node("Sub", ["resized_hw", "crop"], ["margin"]),
-        helper.make_node("Cast", ["margin"], ["margin_f"], to=TensorProto.FLOAT),
-        helper.make_node("Div", ["margin_f", "two"], ["half_margin"]),
-        helper.make_node("Round", ["half_margin"], ["start_f"]),
-        helper.make_node("Cast", ["start_f"], ["start"], to=TensorProto.INT64),
-        helper.make_node("Add", ["start", "crop"], ["end"]),
-        helper.make_node("Slice", ["resized", "start", "end", "crop_axes"], ["cropped"]),
-        # Normalize: (x / 255 - mean) / std.
-        helper.make_node("Div", ["cropped", "max_value"], ["unit"]),
-        helper.make_node("Sub", ["unit", "mean"], ["centred"]),
-        helper.make_node("Div", ["centred", "std"], [PIXELS_NAME]),
-    ]
+    """uint8 NHWC image of any size → normalized float32 ``[1, 3, 224, 224]``.
+
+    The antialiased resize is computed for the crop's pixels only, as ``preprocessing.preprocess_crop`` does it
+    (equal to ``Resize(antialias=1)`` then ``Slice`` up to float rounding; a full ``Resize`` cost three times the
+    network): the input region the crop reads, rows pass over windows of input rows (gathered as uint8, made
+    float only then), the 224 rows turned, columns pass, normalize.
+    """
+    g = _Nodes()
+    for name, value, dtype in (
+        ("hw_indices", [1, 2], np.int64),
+        ("short_side", RESIZE_SHORT_SIDE, np.int64),
+        ("crop", [CROP_SIZE], np.int64),
+        ("two", 2.0, np.float32),
+        ("one", 1.0, np.float32),
+        ("half", 0.5, np.float32),
+        ("zero", 0.0, np.float32),
+        ("one_i", 1, np.int64),
+        ("zero_i", 0, np.int64),
+        ("axis1", [1], np.int64),
+        ("axis2", [2], np.int64),
+        ("axis3", [3], np.int64),
+        ("flat", [-1], np.int64),
+        ("first", [0], np.int64),
+        ("one_1", [1], np.int64),
+        ("last_1", [-1], np.int64),
+        ("end_1", [np.iinfo(np.int64).max], np.int64),
+        ("block", [BLOCK], np.int64),
+        ("block_last", [BLOCK - 1], np.int64),
+        ("max_value", 255.0, np.float32),
+        ("mean", np.reshape(MEAN, (1, 1, 3, 1)), np.float32),
+        ("std", np.reshape(STD, (1, 1, 3, 1)), np.float32),
+    ):
+        g.constant(name, np.array(value, dtype=dtype))
+    # Resized size: shorter side 256, longer side floor(256 * long / short), in integers; crop offsets
+    # round((size - 224) / 2), half to even.
+    hw = g.add("Gather", [g.add("Shape", [INPUT_NAME], "shape"), "hw_indices"], "hw")
+    short = g.add("ReduceMin", [hw], "short", keepdims=1)
+    resized_hw = g.add("Div", [g.add("Mul", [hw, "short_side"], "hw_scaled"), short], "resized_hw")
+    margin = g.add("Cast", [g.add("Sub", [resized_hw, "crop"], "margin")], "margin_f", to=TensorProto.FLOAT)
+    start_hw = g.add(
+        "Cast",
+        [g.add("Round", [g.add("Div", [margin, "two"], "half_margin")], "start_f")],
+        "start_hw",
+        to=TensorProto.INT64,
+    )
+
+    index, weights = _crop_windows(g, hw, resized_hw, start_hw)
+    row_index, col_index = (
+        g.add("Gather", [index, axis], f"{name}_index") for axis, name in (("zero_i", "rows"), ("one_i", "cols"))
+    )
+    row_weight, col_weight = (
+        g.add("Gather", [weights, axis], f"{name}_weight") for axis, name in (("zero_i", "rows"), ("one_i", "cols"))
+    )
+    # The input region the crop reads: from each axis's first index to its last.
+    first_index = g.add("Slice", [index, "first", "one_1", "axis1"], "index_first")
+    region_from = g.add("Reshape", [first_index, "flat"], "region_from")
+    region_to = g.add(
+        "Add",
+        [
+            g.add(
+                "Reshape", [g.add("Slice", [index, "last_1", "end_1", "axis1"], "index_last"), "flat"], "region_last"
+            ),
+            "one_i",
+        ],
+        "region_to",
+    )
+    region = g.add("Slice", [INPUT_NAME, region_from, region_to, "hw_indices"], "region_4")
+    region = g.add("Squeeze", [region, "first"], "region")  # [rows, columns, 3]
+    row0, col0 = (
+        g.add("Gather", [region_from, axis], f"{name}_origin") for axis, name in (("zero_i", "rows"), ("one_i", "cols"))
+    )
+
+    def weighed(lines: str, index: str, origin: str, weight: str, name: str) -> str:
+        # Every window's input lines gathered ([groups, length, line]) and weighed in one batched product.
+        local = g.add("Sub", [index, origin], f"{name}_local")
+        gathered = g.add("Gather", [lines, local], f"{name}_lines", axis=0)
+        if name == "rows":
+            gathered = g.add("Cast", [gathered], "rows_f", to=TensorProto.FLOAT)  # after the gather: fewer values
+        groups = g.add("Shape", [weight], f"{name}_group_count", start=0, end=1)
+        length = g.add("Shape", [weight], f"{name}_window_len", start=2)
+        shape = g.add("Concat", [groups, length, "flat"], f"{name}_shape", axis=0)
+        return g.add("MatMul", [weight, g.add("Reshape", [gathered, shape], f"{name}_grouped")], f"{name}_product")
+
+    # Rows pass → [224 rows, columns, 3]; turned to [columns, 3, 224 rows] (ORT moves the first or the last axis
+    # fast, a middle one slowly); columns pass → [224 columns, 3, 224 rows].
+    rows_shape = g.constant("rows_out", np.array([CROP_SIZE, -1, 3], np.int64))
+    vertical = g.add("Reshape", [weighed(region, row_index, row0, row_weight, "rows"), rows_shape], "vertical")
+    turned = g.add("Transpose", [vertical], "turned", perm=[1, 2, 0])
+    cols_shape = g.constant("cols_out", np.array([CROP_SIZE, 1, 3, CROP_SIZE], np.int64))
+    horizontal = g.add("Reshape", [weighed(turned, col_index, col0, col_weight, "cols"), cols_shape], "horizontal")
+    # Normalize, (x / 255 - mean) / std, then turn to NCHW (the first axis moved last: no Unsqueeze copy).
+    unit = g.add("Div", [horizontal, "max_value"], "unit")
+    normalized = g.add("Div", [g.add("Sub", [unit, "mean"], "centred"), "std"], "normalized")
+    g.add("Transpose", [normalized], PIXELS_NAME, perm=[1, 2, 3, 0])
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "preprocess",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [1, "height", "width", 3])],
         [helper.make_tensor_value_info(PIXELS_NAME, TensorProto.FLOAT, [1, 3, CROP_SIZE, CROP_SIZE])],
-        initializer=initializers,
+        initializer=g.initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=ir_version)
 

@@ -6,6 +6,8 @@ same contract written in ONNX operators.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,3 +44,72 @@ def preprocess(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1, 1)
     return (x / 255.0 - mean) / std
+
+
+#: Output lines weighed together in one matrix product by :func:`preprocess_crop` (and the ONNX graph).
+BLOCK = 4
+
+
+@functools.lru_cache(maxsize=64)
+def crop_windows(
+    in_size: int, out_size: int, start: int, count: int = CROP_SIZE, block: int = BLOCK
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output pixels ``start … start + count - 1`` of an antialiased bilinear resize ``in_size → out_size`` along
+    one axis, as matrix products over windows of the input: ``(indices, weights)``.
+
+    Output pixels go in groups of ``block``; each group reads one window of ``length`` consecutive input pixels
+    (its first pixel's first tap to its last pixel's last), ``indices`` ``[groups * length]`` (clamped into the
+    image), ``weights`` ``[groups, block, length]``, so that ``output[g, j] = Σ_p weights[g, j, p] ·
+    input[indices[g * length + p]]``.
+
+    The weights are torch's ``_upsample_bilinear2d_aa`` (Pillow's resampler): output pixel ``i`` is centred at
+    ``scale · (i + ½)`` in the input, its taps are the input pixels within ``support`` of it, weighed by a tent
+    of that half-width and normalized. They depend only on the position and the scale, so the pixels a centre
+    crop keeps can be computed alone, and a window's other pixels have weight 0. Cached by size: the tensors
+    are shared, never written.
+    """
+    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+    support = torch.clamp(scale, min=1.0)  # bilinear: half the filter width (1), times the scale when shrinking
+    centre = scale * (torch.arange(start, start + count, dtype=torch.float32) + 0.5)
+    low = torch.clamp((centre - support + 0.5).to(torch.int64), min=0)  # truncation, as C++'s cast
+    high = torch.clamp((centre + support + 0.5).to(torch.int64), max=in_size)
+    groups = count // block
+    first = low.view(groups, block)[:, 0]
+    length = int((high.view(groups, block)[:, -1] - first).max())
+    positions = (first[:, None] + torch.arange(length)[None, :])[:, None, :]  # [groups, 1, length]
+    centre, low, high = (t.view(groups, block, 1) for t in (centre, low, high))
+    distance = (positions.to(torch.float32) - centre + 0.5) / support
+    inside = (positions >= low) & (positions < high)
+    weights = torch.where(inside, torch.clamp(1.0 - distance.abs(), min=0.0), 0.0)
+    weights = weights / weights.sum(dim=2, keepdim=True)
+    return torch.clamp(positions.flatten(), max=in_size - 1), weights
+
+
+def preprocess_crop(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """:func:`preprocess` computed for the crop's pixels only (:func:`crop_windows`), equal to it up to float
+    rounding; what torch-serving runs.
+
+    Only the input rows the crop reads are made float; the rows pass and then the columns pass are each one
+    batched matrix product over windows; between them the 224 rows are turned so that columns are gathered as
+    lines too.
+    """
+    pixels = torch.as_tensor(image)
+    if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected uint8 HxWx3, got {pixels.dtype} {tuple(pixels.shape)}")
+    height, width = pixels.shape[0], pixels.shape[1]
+    new_h, new_w = resized_size(height, width)
+    top, left = crop_offsets(new_h, new_w)
+    row_index, row_weight = crop_windows(height, new_h, top)
+    col_index, col_weight = crop_windows(width, new_w, left)
+    row0, col0 = int(row_index[0]), int(col_index[0])
+    region = pixels[row0 : int(row_index[-1]) + 1, col0 : int(col_index[-1]) + 1]
+    # Rows pass: the windows' input rows (gathered as uint8, made float only then) → [224 rows, columns × 3].
+    rows = region.index_select(0, row_index - row0).to(torch.float32).view(*row_weight.shape[::2], -1)
+    vertical = torch.bmm(row_weight, rows).view(CROP_SIZE, -1)
+    # Columns pass on the result turned: line 3x + c is column x of channel c → [224 columns, 3, 224 rows].
+    lines = ((col_index - col0) * 3)[:, None] + torch.arange(3)[None, :]
+    cols = vertical.t().contiguous().index_select(0, lines.flatten()).view(*col_weight.shape[::2], -1)
+    resized = torch.bmm(col_weight, cols).view(CROP_SIZE, 3, CROP_SIZE)  # [column, 3, row]
+    mean = torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1)
+    std = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1)
+    return ((resized / 255.0 - mean) / std).permute(1, 2, 0).unsqueeze(0).contiguous()

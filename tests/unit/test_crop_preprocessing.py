@@ -1,0 +1,89 @@
+"""The crop-only preprocessing (torch-serving's ``preprocess_crop`` and the ONNX graph's gathers) against the torch
+reference ``preprocess`` (a full antialiased ``F.interpolate``, then the crop): equal up to float rounding."""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from model_serving.imagegen import synthetic_photo
+from model_serving.model.onnx_graph import INPUT_NAME, preprocessing_graph
+from model_serving.model.preprocessing import crop_windows, preprocess, preprocess_crop
+from serving_common.decoding import decode_rgb
+
+pytestmark = pytest.mark.unit
+
+# Normalized units: 1e-5 is about 0.0006 on the 0..255 scale (what is left is float rounding: the sums run in
+# another order). The old Resize graph was held to 1e-4.
+TOLERANCE = 1e-5
+
+# (width, height): short side exactly 256 (scale 1, both ways), 257, a 224×224 input (upscaled), 8:1 both ways
+# (shrunk and upscaled), the benchmark's size, and a large photograph.
+BORDER_SIZES = [
+    (256, 256),
+    (300, 256),
+    (256, 300),
+    (257, 400),
+    (400, 257),
+    (257, 257),
+    (224, 224),
+    (2048, 256),
+    (256, 2048),
+    (800, 100),
+    (100, 800),
+    (1200, 727),
+    (727, 1200),
+    (3000, 4000),
+]
+
+
+@pytest.fixture(scope="module")
+def graph() -> ort.InferenceSession:
+    model = preprocessing_graph(ir_version=10)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _both(graph: ort.InferenceSession, pixels: np.ndarray) -> tuple[float, float]:
+    expected = preprocess(pixels)
+    torch_error = float((preprocess_crop(pixels) - expected).abs().max())
+    (onnx_out,) = graph.run(None, {INPUT_NAME: pixels[None]})
+    assert onnx_out.shape == (1, 3, 224, 224)
+    return torch_error, float(np.abs(onnx_out - expected.numpy()).max())
+
+
+@pytest.mark.parametrize(("width", "height"), BORDER_SIZES)
+def test_crop_only_preprocessing_matches_reference_at_the_borders(graph, width, height):
+    torch_error, onnx_error = _both(graph, synthetic_photo(width, height, seed=width * 3 + height))
+    assert torch_error < TOLERANCE
+    assert onnx_error < TOLERANCE
+
+
+def test_crop_only_preprocessing_matches_reference_on_the_corpus(graph, corpus: list[Path]):
+    errors = {path.name: _both(graph, decode_rgb(path.read_bytes())) for path in corpus}
+    worst = {name: error for name, error in errors.items() if max(error) >= TOLERANCE}
+    assert not worst, f"(torch, onnx) error above {TOLERANCE}: {worst}"
+
+
+@pytest.mark.parametrize(
+    ("in_size", "out_size", "start"), [(727, 256, 16), (1200, 422, 99), (256, 256, 16), (100, 256, 16)]
+)
+def test_crop_windows_are_the_resize_matrix_rows(in_size, out_size, start):
+    """Each output pixel's window weights, scattered into a dense row, are that row of the resize as a matrix: the
+    reference applied to unit impulses (one column of the matrix each)."""
+    indices, weights = crop_windows(in_size, out_size, start)
+    groups, block, length = weights.shape
+    assert groups * block == 224
+    rows = weights.reshape(224, length)
+    columns = indices.view(groups, 1, length).expand(groups, block, length).reshape(224, length)
+    dense = torch.zeros(224, in_size).scatter_add_(1, columns, rows)
+    impulses = torch.eye(in_size).view(in_size, 1, in_size, 1).expand(in_size, 1, in_size, 2)
+    resized = torch.nn.functional.interpolate(
+        impulses, size=(out_size, 2), mode="bilinear", align_corners=False, antialias=True
+    )
+    reference = resized[:, 0, start : start + 224, 0].T  # [output pixel, input pixel]
+    assert torch.allclose(dense, reference, atol=1e-6)
+    assert torch.allclose(rows.sum(dim=1), torch.ones(224))
+    assert int(indices.min()) >= 0
+    assert int(indices.max()) <= in_size - 1
