@@ -211,3 +211,18 @@ def test_the_summary_shows_where_the_time_goes_and_the_plot_exists(tmp_path):
     assert "| `onnx-serving` | in-process | – | 1.50 | 9.00 | 14.00 | 5.00 | 20.00 | – | – | 30.50 |" in summary
     assert "![Where the time goes](where_the_time_goes.png)" in summary
     assert (folder / "where_the_time_goes.png").stat().st_size > 5000
+
+
+def test_preprocess_over_network_from_the_in_process_stages():
+    results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
+    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
+    thresholds = {"preprocess_over_network.torch-serving.max": 0.5, "preprocess_over_network.onnx-serving.max": 3.0}
+    report = build_report("run6", "t", environment, config, results, thresholds)
+    # torch: 8 ms of preprocessing for a 12 ms network; onnx: the graph's halves, 14 and 5 ms
+    assert report["ratios"]["preprocess_over_network"] == {"torch-serving": 0.6667, "onnx-serving": 2.8}
+    passed = {a["name"]: a["passed"] for a in report["assertions"]}
+    assert passed == {
+        "preprocess_over_network.torch-serving.max": False,
+        "preprocess_over_network.onnx-serving.max": True,
+    }

@@ -19,7 +19,8 @@ MAX_ASPECT_RATIO = 100
 
 
 def decode_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Decode with Pillow and ``convert("RGB")`` (alpha dropped, CMYK/palette/grayscale expanded, no EXIF turn).
+    """Decode with Pillow and ``convert("RGB")`` (alpha dropped, CMYK/palette/grayscale expanded, no EXIF turn), as
+    a read-only array.
 
     Raises :class:`ApiError` (422) for anything that is not a decodable JPEG or PNG within ``max_pixels`` and
     :data:`MAX_ASPECT_RATIO`; the size limits are checked from the header, before any pixel is decoded.
@@ -32,7 +33,9 @@ def decode_rgb(data: bytes, max_pixels: int | None = None) -> np.ndarray:
                 if max_pixels is not None and width * height > max_pixels:
                     raise unprocessable(f"image is {width}x{height} pixels; the limit is {max_pixels} pixels")
                 check_aspect_ratio(width, height)
-                return np.array(image.convert("RGB"), dtype=np.uint8)
+                # An RGB image is not converted (convert("RGB") would copy it first): np.asarray makes the one copy
+                # there has to be (Pillow keeps RGB as 4 bytes a pixel) and shares it; the array is read-only.
+                return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
     except ApiError:
         raise
     except UnidentifiedImageError as error:

@@ -7,49 +7,45 @@ import binascii
 import json
 from typing import Any
 
+import pybase64
+
 from serving_common.errors import bad_request, unprocessable
 
 # Deeper JSON than this is refused before parsing; the body has one level.
 MAX_JSON_DEPTH = 32
 
 
-def _too_deep(body: bytes) -> bool:
-    # Depth never exceeds the number of openers, so most bodies need no scan (the byte loop cost 6 ms on 300 KB).
-    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+def _too_deep(document: Any) -> bool:
+    """Containers nested deeper than :data:`MAX_JSON_DEPTH` in a parsed document (what the text's brackets and
+    braces outside strings say; checked after parsing, which costs nothing for the one-level body, where a scan of
+    the text cost 6 ms in Python bytes and still 0.4 ms as two ``bytes.count``)."""
+    level: list[Any] = [document]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [child for value in level if isinstance(value, dict | list) for child in _children(value)]
+        if not level:
+            return False
+    return any(isinstance(value, dict | list) for value in level)
+
+
+def _children(container: dict | list) -> Any:
+    return container.values() if isinstance(container, dict) else container
 
 
 def parse_predict_body(body: bytes) -> bytes:
     """The image file bytes, or an :class:`ApiError` that says what is wrong with the body."""
     if not body:
         raise bad_request('request body is empty; send JSON {"image": "<base64>"}')
-    if _too_deep(body):
-        raise bad_request(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    too_deep = bad_request(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         # Only the types of values matter: integers are not converted (Python refuses to convert more than
         # 4300 digits, a ValueError that would otherwise be a 500; rust-onnx-serving takes any length).
         document: Any = json.loads(body, parse_int=_unconverted_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise bad_request(f"request body is not valid JSON: {error}") from error
+    except RecursionError:  # nested far deeper than the limit
+        raise too_deep from None
+    if _too_deep(document):
+        raise too_deep
     if not isinstance(document, dict):
         raise unprocessable(f"request body must be a JSON object, got {type(document).__name__}")
     if "image" not in document:
@@ -59,13 +55,25 @@ def parse_predict_body(body: bytes) -> bytes:
         raise unprocessable(f"field 'image' must be a base64 string, got {_json_type(image)}")
     if not image:
         raise unprocessable("field 'image' is empty")
-    try:
-        data = base64.b64decode(image, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise unprocessable(f"field 'image' is not valid base64: {error}") from error
+    data = _b64decode(image)
     if not data:
         raise unprocessable("field 'image' decodes to no bytes")
     return data
+
+
+def _b64decode(text: str) -> bytes:
+    """``base64.b64decode(text, validate=True)``, by pybase64's SIMD decoder (2 ms → 0.03 ms for the benchmark's
+    228 KB). pybase64 accepts no input that CPython refuses (300,000 random strings agreed), but it refuses a few
+    that CPython takes (pads after a whole quad) and words its errors its own way: whatever it refuses is
+    decided, and worded, by CPython."""
+    try:
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise unprocessable(f"field 'image' is not valid base64: {error}") from error
 
 
 def _unconverted_int(_: str) -> int:

@@ -7,6 +7,7 @@ same contract written in ONNX operators.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import torch
@@ -93,7 +94,10 @@ def preprocess_crop(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     batched matrix product over windows; between them the 224 rows are turned so that columns are gathered as
     lines too.
     """
-    pixels = torch.as_tensor(image)
+    with warnings.catch_warnings():
+        # The services' decoded arrays are read-only (they share Pillow's bytes); nothing here writes to them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        pixels = torch.as_tensor(image)
     if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected uint8 HxWx3, got {pixels.dtype} {tuple(pixels.shape)}")
     height, width = pixels.shape[0], pixels.shape[1]

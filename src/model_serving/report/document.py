@@ -172,6 +172,13 @@ def build_report(
         for name, section in services.items()
         if (coverage := _figure(section, "at_c1", "coverage")) is not None
     }
+    # In-process, one service's loop: preprocessing ÷ network (the eager model, or the graph's second half).
+    all_ratios["preprocess_over_network"] = {
+        name: round(pre / net, 4)
+        for name, section in services.items()
+        if (pre := _figure(section, "in_process_stages_ms", "preprocess", "mean"))
+        and (net := _figure(section, "in_process_stages_ms", "model", "mean"))
+    }
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
