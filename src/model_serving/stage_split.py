@@ -22,7 +22,7 @@ import onnxruntime
 from model_serving.artifacts import SPLIT_FILES
 from model_serving.docker.rust_context import RustBuildError, release_binary
 from model_serving.paths import ROOT
-from serving_common import bench
+from serving_common import allocator, bench
 
 Progress = Callable[[str], None]
 
@@ -79,6 +79,7 @@ def _rust_split(
         "ORT_DYLIB_PATH": str(_ort_library()),
         "THREADS": "1",
         "WORKERS": "1",
+        **allocator.ENVIRONMENT,
     }
     with tempfile.NamedTemporaryFile(suffix=".jpg") as payload:
         payload.write(image)
@@ -100,6 +101,8 @@ def stage_splits(artifacts: Any, image: bytes, seconds: float, progress: Progres
     from onnx_serving.predictor import OnnxPredictor
 
     halves = [artifacts.path(role) for role in SPLIT_FILES]
+    if not allocator.apply_in_process():  # as the images run
+        progress("glibc's mallopt is not available: the Python stages run with this allocator's defaults")
     progress("torch-serving: in-process stages")
     splits = [_python_split("torch-serving", artifacts.torch_classifier(threads=1).predictor, None, image, seconds)]
     progress("onnx-serving: in-process stages")
