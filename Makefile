@@ -17,6 +17,8 @@ export CARGO_TARGET_DIR ?= $(CACHE_DIR)/cargo-target
 # cargo judges freshness by file times and the target folder is shared between checkouts; touching the crate
 # root makes sure this checkout's sources are the ones compiled (the dependencies stay cached).
 CARGO := touch rust_onnx_serving/src/lib.rs rust_onnx_serving/src/main.rs && cd rust_onnx_serving && cargo
+# The usual Rust implementation (usual/rust_usual), measured beside rust-onnx-serving: linted and tested too.
+CARGO_USUAL := touch usual/rust_usual/src/main.rs && cd usual/rust_usual && cargo
 
 # The model the images serve: the default, or the user's when TORCH_MODEL_URI / ONNX_MODEL_URI are set.
 MODEL_DIR ?= $(if $(TORCH_MODEL_URI)$(ONNX_MODEL_URI),artifacts/user,artifacts/default)
@@ -40,6 +42,7 @@ benchmark: setup
 
 test: setup
 	$(CARGO) test --locked
+	$(CARGO_USUAL) test --locked
 	$(BIN)/pytest
 
 # The three images for docker-compose.yaml (tagged :latest too).
@@ -52,11 +55,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO_USUAL) fmt --check
+	$(CARGO_USUAL) clippy --locked --all-targets -- -D warnings
 
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 	$(CARGO) fmt
+	$(CARGO_USUAL) fmt
 
 clean:
 	rm -rf artifacts images/generated reports .benchmarks

@@ -69,6 +69,13 @@ def test_memory_over_requests(perf, selected, name):
     assert measured.failure is None, f"{name}: failed measurement: {measured.failure}"
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_against_usual_implementation(perf, selected, name):
+    compared = perf.against_usual(name)
+    assert compared.failure is None, f"{name} beside {compared.usual}: failed measurement: {compared.failure}"
+    assert len(compared.rounds) == perf.config.profile.usual_rounds
+
+
 def test_ratio_thresholds(perf):
     report = perf.write_report()
     failed = [a for a in report["assertions"] if a["passed"] is False]

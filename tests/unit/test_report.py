@@ -1,4 +1,5 @@
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,13 @@ from model_serving.report.document import ServiceResults, build_report, memory_g
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.report.store import save_report
 from model_serving.report.summary import render_summary
+from model_serving.usual.compare import UsualComparison
 
 pytestmark = pytest.mark.unit
 
 AB = (Path(__file__).parents[1] / "fixtures" / "ab" / "success.txt").read_text()
+CONFIG = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
+ENVIRONMENT = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
 
 
 def test_ratios_only_where_both_services_were_measured():
@@ -65,10 +69,8 @@ def _results(rps_scale: float = 1.0) -> ServiceResults:
 
 def _report():
     results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
     return build_report(
-        "run1", "2026-01-01T00:00:00+00:00", environment, config, results, {"rps.onnx_over_torch.min": 1.5}
+        "run1", "2026-01-01T00:00:00+00:00", ENVIRONMENT, CONFIG, results, {"rps.onnx_over_torch.min": 1.5}
     )
 
 
@@ -90,9 +92,7 @@ def test_failed_measurement_has_no_efficiency_and_shows_in_the_summary():
     results = {"torch-serving": _results()}
     bad = (Path(__file__).parents[1] / "fixtures" / "ab" / "non_2xx.txt").read_text()
     results["torch-serving"].load.outcome = judge_ab_run(0, bad, requested=100)
-    config = {"profile": "smoke", "requests": 100, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
-    report = build_report("run2", "t", environment, config, results, {})
+    report = build_report("run2", "t", ENVIRONMENT, {**CONFIG, "requests": 100}, results, {})
     assert report["services"]["torch-serving"]["efficiency"] is None
     assert "100 non-2xx responses" in render_summary(report)
 
@@ -120,10 +120,8 @@ def test_memory_over_requests_in_report_summary_and_assertions():
     results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
     results["torch-serving"].memory_over_requests = MemoryOverRequests([(20, 200.0), (520, 300.0), (1020, 390.0)])
     results["onnx-serving"].memory_over_requests = MemoryOverRequests([(20, 100.0), (520, 150.0), (1020, 151.0)])
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
     thresholds = {"memory_growth.torch-serving.max": 1.1, "memory_growth.onnx-serving.max": 1.1}
-    report = build_report("run3", "t", environment, config, results, thresholds)
+    report = build_report("run3", "t", ENVIRONMENT, CONFIG, results, thresholds)
     assert report["services"]["torch-serving"]["memory_over_requests"]["growth"] == 1.3
     passed = {a["name"]: a["passed"] for a in report["assertions"]}
     assert passed == {"memory_growth.torch-serving.max": False, "memory_growth.onnx-serving.max": True}
@@ -134,11 +132,9 @@ def test_memory_over_requests_in_report_summary_and_assertions():
 
 def test_the_report_names_the_model_it_measured():
     results = {"torch-serving": _results()}
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
     source = {"kind": "state_dict", "uri": "gs://weights/weather.pt", "generation": 17, "location": "gcs"}
     model = {"model_id": "ab" * 32, "source": source}
-    report = build_report("run4", "t", environment, config, results, {}, model)
+    report = build_report("run4", "t", ENVIRONMENT, CONFIG, results, {}, model)
     assert report["model"]["model_id"] == "ab" * 32
     assert "Model `abababababab`: state dict `gs://weights/weather.pt` (generation 17)." in render_summary(report)
 
@@ -171,10 +167,8 @@ def _staged_results(name: str) -> ServiceResults:
 
 def test_stages_in_the_report_with_coverage_at_c1_and_the_breakdown():
     results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
     thresholds = {"stage_coverage.onnx-serving.min": 0.85, "stage_coverage.onnx-serving.max": 1.15}
-    report = build_report("run5", "t", environment, config, results, thresholds)
+    report = build_report("run5", "t", ENVIRONMENT, CONFIG, results, thresholds)
     onnx = report["services"]["onnx-serving"]
     assert onnx["stages_ms"]["inference"] == {"mean": 20.0, "p50": 19.0, "p99": 30.0, "count": 30}
     assert onnx["at_c1"]["stage_sum_ms"] == 32.5
@@ -202,9 +196,7 @@ def test_stages_in_the_report_with_coverage_at_c1_and_the_breakdown():
 
 def test_the_summary_shows_where_the_time_goes_and_the_plot_exists(tmp_path):
     results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
-    folder = save_report(build_report("run6", "t", environment, config, results, {}), tmp_path)
+    folder = save_report(build_report("run6", "t", ENVIRONMENT, CONFIG, results, {}), tmp_path)
     summary = (folder / "summary.md").read_text()
     assert "## Where the time goes" in summary
     assert "| `onnx-serving` | c=1 | 0.50 | 2.00 | 10.00 | – | – | 20.00 | 280.18 | 33.00 | 312.68 |" in summary
@@ -215,10 +207,8 @@ def test_the_summary_shows_where_the_time_goes_and_the_plot_exists(tmp_path):
 
 def test_preprocess_over_network_from_the_in_process_stages():
     results = {name: _staged_results(name) for name in ("torch-serving", "onnx-serving")}
-    config = {"profile": "smoke", "requests": 200, "concurrency": 10, "cpus": 1.0, "startup_runs": 3, "payload": "p"}
-    environment = {"host_cpu": "cpu", "host_cores": 2, "docker_engine": "28", "ab": "ab 2.3"}
     thresholds = {"preprocess_over_network.torch-serving.max": 0.5, "preprocess_over_network.onnx-serving.max": 3.0}
-    report = build_report("run6", "t", environment, config, results, thresholds)
+    report = build_report("run6", "t", ENVIRONMENT, CONFIG, results, thresholds)
     # torch: 8 ms of preprocessing for a 12 ms network; onnx: the graph's halves, 14 and 5 ms
     assert report["ratios"]["preprocess_over_network"] == {"torch-serving": 0.6667, "onnx-serving": 2.8}
     passed = {a["name"]: a["passed"] for a in report["assertions"]}
@@ -226,3 +216,29 @@ def test_preprocess_over_network_from_the_in_process_stages():
         "preprocess_over_network.torch-serving.max": False,
         "preprocess_over_network.onnx-serving.max": True,
     }
+
+
+def test_against_the_usual_implementation_in_report_ratios_and_summary():
+    results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
+    results["onnx-serving"].against_usual = UsualComparison(
+        "onnx-usual",
+        "plain resize",
+        "model-serving/onnx-usual:abc",
+        240.0,
+        rounds=[{"ours": 40.0, "usual": 20.0, "usual_tuned": 40.0}, {"ours": 30.0, "usual": 20.0, "usual_tuned": 30.0}],
+        max_abs_dp=0.02,
+        same_prediction=True,
+    )
+    results["torch-serving"].against_usual = UsualComparison(
+        "torch-usual", "PIL", "model-serving/torch-usual:abc", 830.0, failure="torch-usual: 3 failed requests"
+    )
+    thresholds = {"over_usual.onnx-serving.min": 1.5, "over_usual.torch-serving.min": 1.0}
+    report = build_report("run7", "t", ENVIRONMENT, CONFIG, results, thresholds)
+    assert report["ratios"]["over_usual"] == {"onnx-serving": pytest.approx(math.sqrt(2.0 * 1.5), abs=1e-4)}
+    assert report["ratios"]["over_usual_tuned"] == {"onnx-serving": 1.0}
+    passed = {a["name"]: a["passed"] for a in report["assertions"]}
+    assert passed == {"over_usual.onnx-serving.min": True, "over_usual.torch-serving.min": None}
+    summary = render_summary(report)
+    assert "## Against the usual implementation" in summary
+    assert "40.0 vs 20.0, 40.0 / 30.0 vs 20.0, 30.0" in summary
+    assert "torch-usual: 3 failed requests" in summary

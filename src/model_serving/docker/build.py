@@ -134,31 +134,51 @@ def build_service_image(
     else:
         base_id, buildargs = "scratch", {}
         wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt", progress)
-    repository = f"{REPOSITORY_PREFIX}/{spec.name}"
-    # Inside the cache folder, so that wheels are hard-linked rather than copied (same file system).
-    staging = cache_dir() / "contexts"
-    staging.mkdir(parents=True, exist_ok=True)
-    context = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=staging))
-    try:
+    with staged_context(spec.name) as context:
         if spec.kind == "python":
             model_id = assemble_context(spec, model_dir, wheels, context)
         else:
             model_id = assemble_rust_context(spec, model_dir, wheels, context, progress)
-        digest = content_hash(context, base_id)
-        tag = f"{repository}:{digest[:12]}"
-        existing = _existing(engine, tag)
-        if existing is None:
-            # Each label is a build step (seconds each on this engine): the repository already names the service.
-            labels = {MODEL_ID_LABEL: model_id, CONTENT_HASH_LABEL: digest}
-            image, built = _build(engine, context, tag, buildargs, labels, spec.name, progress), True
-        else:
-            image, built = existing, False
-            progress(f"{spec.name}: {tag} is up to date (content unchanged); not rebuilding")
+        image = image_from_context(engine, context, spec.name, base_id, buildargs, model_id, progress)
+    if tag_latest:
+        engine.api.tag(image.image_id, f"{REPOSITORY_PREFIX}/{spec.name}", "latest")
+    return image
+
+
+@contextlib.contextmanager
+def staged_context(name: str) -> Iterator[Path]:
+    """An empty build-context folder, removed afterwards. Inside the cache folder, so that wheels are hard-linked
+    rather than copied (same file system)."""
+    staging = cache_dir() / "contexts"
+    staging.mkdir(parents=True, exist_ok=True)
+    context = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=staging))
+    try:
+        yield context
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    if tag_latest:
-        image.tag(repository, "latest")
-    return BuiltImage(spec.name, tag, image.id, round(image.attrs["Size"] / 1e6, 1), built)
+
+
+def image_from_context(
+    engine: docker.DockerClient,
+    context: Path,
+    name: str,
+    base_id: str,
+    buildargs: dict[str, str],
+    model_id: str,
+    progress: Progress,
+) -> BuiltImage:
+    """``model-serving/<name>:<content hash>`` for the assembled ``context``: found by tag, else built."""
+    digest = content_hash(context, base_id)
+    tag = f"{REPOSITORY_PREFIX}/{name}:{digest[:12]}"
+    image = _existing(engine, tag)
+    built = image is None
+    if image is None:
+        # Each label is a build step (seconds each on this engine): the repository already names the service.
+        labels = {MODEL_ID_LABEL: model_id, CONTENT_HASH_LABEL: digest}
+        image = _build(engine, context, tag, buildargs, labels, name, progress)
+    else:
+        progress(f"{name}: {tag} is up to date (content unchanged); not rebuilding")
+    return BuiltImage(name, tag, image.id, round(image.attrs["Size"] / 1e6, 1), built)
 
 
 def remove_image(tag: str) -> None:

@@ -44,21 +44,21 @@ def source_hash(crate: Path) -> str:
     return digest.hexdigest()
 
 
-def release_binary(crate: Path, progress: Progress) -> Path:
-    """The release binary for the crate's current sources, built with cargo unless already cached."""
-    cached = cache_dir() / "rust-bin" / source_hash(crate)[:16] / BINARY_NAME
+def release_binary(crate: Path, progress: Progress, binary: str = BINARY_NAME) -> Path:
+    """The release binary ``binary`` for the crate's current sources, built with cargo unless already cached."""
+    cached = cache_dir() / "rust-bin" / source_hash(crate)[:16] / binary
     if cached.is_file():
-        progress(f"rust-onnx-serving: binary for these sources is cached ({cached.parent.name})")
+        progress(f"{binary}: binary for these sources is cached ({cached.parent.name})")
         return cached
     if shutil.which("cargo") is None:
-        raise RustBuildError("cargo is not installed: install the Rust toolchain (rustup) to build rust-onnx-serving")
+        raise RustBuildError(f"cargo is not installed: install the Rust toolchain (rustup) to build {binary}")
     target_dir = cache_dir() / "cargo-target"
-    progress(f"rust-onnx-serving: cargo build --release (target folder {target_dir})")
+    progress(f"{binary}: cargo build --release (target folder {target_dir})")
     # cargo judges freshness by modification times, and the target folder is shared between checkouts: a file
     # edited before another checkout's build would look older than that build's output. These sources are
     # new (their hash is not cached), so mark them so.
     _touch_sources(crate)
-    command = ["cargo", "build", "--release", "--locked", "--bin", BINARY_NAME]
+    command = ["cargo", "build", "--release", "--locked", "--bin", binary]
     environment = {**os.environ, "CARGO_TARGET_DIR": str(target_dir)}
     log: list[str] = []
     with subprocess.Popen(
@@ -67,16 +67,16 @@ def release_binary(crate: Path, progress: Progress) -> Path:
         assert process.stdout is not None
         for line in process.stdout:
             log.append(line.rstrip())
-            if line.lstrip().startswith(("Compiling rust_onnx_serving", "Finished", "error")):
-                progress(f"rust-onnx-serving: {line.strip()}")
+            if line.lstrip().startswith((f"Compiling {crate.name}", "Finished", "error")):
+                progress(f"{binary}: {line.strip()}")
         if process.wait() != 0:
             tail = "\n".join(log[-30:])
             raise RustBuildError(
                 f"cargo build failed (the C parts need cmake and nasm: apt-get install cmake nasm):\n{tail}"
             )
     cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_name(BINARY_NAME + ".partial")
-    shutil.copy2(target_dir / "release" / BINARY_NAME, partial)
+    partial = cached.with_name(binary + ".partial")
+    shutil.copy2(target_dir / "release" / binary, partial)
     partial.replace(cached)
     return cached
 

@@ -234,22 +234,23 @@ def network_graph(model: MobileNetV3Small) -> onnx.ModelProto:
     return program.model_proto
 
 
-def served_model(model: MobileNetV3Small) -> onnx.ModelProto:
-    """Preprocessing joined to the network: uint8 ``[1, H, W, 3]`` → probabilities ``[1, 11]``."""
-    network = network_graph(model)
-    joined = compose.merge_models(
-        preprocessing_graph(network.ir_version),
-        network,
-        io_map=[(PIXELS_NAME, PIXELS_NAME)],
-        prefix2="net_",
-    )
-    joined.graph.name = "mobilenet_v3_small_weather"
+def join_to_network(preprocessing: onnx.ModelProto, network: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """``preprocessing`` (→ ``pixel_values``) feeding ``network`` (``pixel_values`` → ``probabilities``), unchecked."""
+    joined = compose.merge_models(preprocessing, network, io_map=[(PIXELS_NAME, PIXELS_NAME)], prefix2="net_")
+    joined.graph.name = name
     # merge_models prefixes the second graph's outputs; keep the contract's name.
     for output in joined.graph.output:
         if output.name == f"net_{OUTPUT_NAME}":
             output.name = OUTPUT_NAME
     for node in joined.graph.node:
         node.output[:] = [OUTPUT_NAME if name == f"net_{OUTPUT_NAME}" else name for name in node.output]
+    return joined
+
+
+def served_model(model: MobileNetV3Small) -> onnx.ModelProto:
+    """Preprocessing joined to the network: uint8 ``[1, H, W, 3]`` → probabilities ``[1, 11]``."""
+    network = network_graph(model)
+    joined = join_to_network(preprocessing_graph(network.ir_version), network, "mobilenet_v3_small_weather")
     _strip_provenance(joined)
     onnx.checker.check_model(joined, full_check=True)
     return joined

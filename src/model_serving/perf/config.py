@@ -29,6 +29,9 @@ class Profile:
     memory_batches: int = 5
     # "Where the time goes" at c=1: no queueing, so the stages add up to the service time.
     requests_c1: int = 100
+    # "Against the usual implementation": paired ab runs, each service beside the usual way of writing its strategy.
+    usual_rounds: int = 2
+    usual_requests: int = 1000
 
 
 PROFILES = {
@@ -42,6 +45,8 @@ PROFILES = {
         in_process_seconds=3.0,
         memory_requests=500,
         requests_c1=30,
+        usual_rounds=1,
+        usual_requests=200,
     ),
     # The README's main job: 11–16 minutes on a 2-core machine (11:19 in a fast hour, 15:36 in a slow one),
     # figures worth comparing.
@@ -79,6 +84,8 @@ class RunConfig:
             "memory_requests": self.profile.memory_requests,
             "memory_batches": self.profile.memory_batches,
             "requests_c1": self.profile.requests_c1,
+            "usual_rounds": self.profile.usual_rounds,
+            "usual_requests": self.profile.usual_requests,
             "services": list(self.services),
             "payload": str(self.payload),
             "thresholds": self.thresholds,

@@ -98,7 +98,7 @@ class ServiceStarter:
             stack.close()
 
 
-def _warm_up(service: RunningService, body: bytes, requests: int) -> None:
+def warm_up(service: RunningService, body: bytes, requests: int) -> None:
     with httpx.Client(timeout=120) as client:
         for _ in range(requests):
             response = client.post(
@@ -175,7 +175,7 @@ def measure_load(
     with run_service(service, image, cpus) as running:
         health = httpx.get(f"{running.base_url}/", timeout=10).json()
         progress(f"{service}: warming up with {warmup_requests} requests")
-        _warm_up(running, body_path.read_bytes(), warmup_requests)
+        warm_up(running, body_path.read_bytes(), warmup_requests)
         with sample_resources(running.container.get_wrapped_container()) as resources:
             loaded = staged_ab(running, body_path, requests, concurrency, progress)
         measurement = LoadMeasurement(
@@ -212,7 +212,7 @@ def measure_memory_over_requests(
     served = 0
     with run_service(service, image, cpus) as running:
         container = running.container.get_wrapped_container()
-        _warm_up(running, body_path.read_bytes(), warmup_requests)
+        warm_up(running, body_path.read_bytes(), warmup_requests)
         served += warmup_requests
         for batch in range(batches + 1):
             time.sleep(_SETTLE_S)

@@ -24,6 +24,8 @@ from model_serving.perf.measure import (
 from model_serving.report.document import ServiceResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
+from model_serving.usual.build import USUAL, build_usual_image
+from model_serving.usual.compare import UsualComparison, compare_with_usual
 from serving_common.manifest import model_file, read_manifest
 
 Progress = Callable[[str], None]
@@ -114,6 +116,26 @@ class PerfRun:
             self.progress,
         )
         return results.memory_over_requests
+
+    def against_usual(self, service: str) -> UsualComparison:
+        """Paired ab runs of the service and the usual implementation of its strategy (model_serving.usual)."""
+        results = self.results_for(service)
+        usual = build_usual_image(service, self.model_dir, self.progress, results.image)
+        profile = self.config.profile
+        results.against_usual = compare_with_usual(
+            service,
+            results.image.tag,
+            usual,
+            USUAL[service].description,
+            profile.cpus,
+            self.body,
+            profile.usual_requests,
+            profile.concurrency,
+            profile.usual_rounds,
+            profile.warmup_requests,
+            self.progress,
+        )
+        return results.against_usual
 
     def write_report(self) -> dict[str, Any]:
         """Build and save the report from whatever was measured (also after failures)."""

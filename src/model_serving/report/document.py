@@ -25,6 +25,7 @@ from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, Stag
 from model_serving.report.breakdown import PARTS
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.stats import summary
+from model_serving.usual.compare import UsualComparison
 
 SCHEMA_VERSION = 1
 
@@ -37,6 +38,7 @@ class ServiceResults:
     startup_s: list[float] = field(default_factory=list)
     load: LoadMeasurement | None = None
     memory_over_requests: MemoryOverRequests | None = None
+    against_usual: UsualComparison | None = None
 
 
 def _load_figures(report: AbReport) -> dict[str, Any]:
@@ -92,6 +94,20 @@ def _at_c1_section(run: StagedRun) -> dict[str, Any]:
     return section
 
 
+def _against_usual_section(compared: UsualComparison) -> dict[str, Any]:
+    return {
+        "usual": compared.usual,
+        "description": compared.description,
+        "image": {"tag": compared.usual_tag, "size_mb": compared.usual_size_mb},
+        "rounds": compared.rounds,
+        "ratio": compared.ratio("usual"),
+        "ratio_tuned": compared.ratio("usual_tuned"),
+        "max_abs_dp": compared.max_abs_dp,
+        "same_prediction": compared.same_prediction,
+        "failure": compared.failure,
+    }
+
+
 def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     section: dict[str, Any] = {
         "image": {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
@@ -100,6 +116,8 @@ def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
         section["startup_s"] = summary(results.startup_s)
     if results.memory_over_requests is not None:
         section["memory_over_requests"] = _memory_over_requests_section(results.memory_over_requests)
+    if results.against_usual is not None:
+        section["against_usual"] = _against_usual_section(results.against_usual)
     measurement = results.load
     if measurement is None:
         return section
@@ -179,6 +197,12 @@ def build_report(
         if (pre := _figure(section, "in_process_stages_ms", "preprocess", "mean"))
         and (net := _figure(section, "in_process_stages_ms", "model", "mean"))
     }
+    # Requests per second of the service ÷ the usual implementation of its strategy (as written; with threads = the
+    # CPU limit), paired rounds.
+    for metric, key in (("over_usual", "ratio"), ("over_usual_tuned", "ratio_tuned")):
+        all_ratios[metric] = {
+            name: ratio for name, section in services.items() if (ratio := _figure(section, "against_usual", key))
+        }
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,

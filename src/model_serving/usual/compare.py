@@ -1,0 +1,114 @@
+"""Each service beside the usual implementation of its strategy: same CPU limit, same payload, same ab run, one
+container at a time, in interleaved rounds (the order rotates each round) so that the machine's drift falls on all.
+
+The usual implementation runs twice: as written (its libraries' default threads: one per core the container sees,
+which on a CPU limit below the core count oversubscribes) and with ``THREADS`` = the CPU limit, the one setting
+anyone deploying it should make. A ratio is the geometric mean of the rounds' paired ratios (ours ÷ usual).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from model_serving.docker.build import BuiltImage
+from model_serving.docker.containers import run_service
+from model_serving.load.ab_runner import run_ab
+from model_serving.perf.measure import MeasurementError, warm_up
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class UsualComparison:
+    usual: str  # the usual implementation's name, e.g. "torch-usual"
+    description: str
+    usual_tag: str
+    usual_size_mb: float
+    rounds: list[dict[str, float]] = field(default_factory=list)  # req/s per side (SIDES) per round
+    # The two answers' probabilities on the benchmark payload: how far the usual implementation is from the contract.
+    max_abs_dp: float | None = None
+    same_prediction: bool | None = None
+    failure: str | None = None
+
+    def ratio(self, side: str = "usual") -> float | None:
+        """Ours ÷ ``side`` over the rounds; None after a failure."""
+        return paired_ratio([(r["ours"], r[side]) for r in self.rounds]) if self.failure is None else None
+
+
+def paired_ratio(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """The geometric mean of ``a / b`` over the pairs; None without pairs."""
+    if not pairs or any(a <= 0 or b <= 0 for a, b in pairs):
+        return None
+    return round(math.exp(sum(math.log(a / b) for a, b in pairs) / len(pairs)), 4)
+
+
+#: ours; the usual implementation as written; the usual implementation with threads = the CPU limit.
+SIDES = ("ours", "usual", "usual_tuned")
+
+
+def round_order(index: int) -> tuple[str, ...]:
+    """The order of the sides in round ``index``: rotated, so no side always has the fresher machine."""
+    shift = index % len(SIDES)
+    return SIDES[shift:] + SIDES[:shift]
+
+
+def _probabilities(base_url: str, body: bytes) -> list[float]:
+    response = httpx.post(
+        f"{base_url}/predict/",
+        params={"probabilities": "true"},
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=60,
+    )
+    if response.status_code != 200:
+        raise MeasurementError(f"{base_url}: /predict/?probabilities=true answered {response.status_code}")
+    return [float(p) for p in response.json()["probabilities"]]
+
+
+def compare_with_usual(
+    service: str,
+    ours_tag: str,
+    usual: BuiltImage,
+    description: str,
+    cpus: float,
+    body_path: Path,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    warmup_requests: int,
+    progress: Progress,
+) -> UsualComparison:
+    """``rounds`` paired ab runs of the two images; a failed run ends it with ``failure`` set."""
+    comparison = UsualComparison(usual.service, description, usual.tag, usual.size_mb)
+    tags = {"ours": ours_tag, "usual": usual.tag, "usual_tuned": usual.tag}
+    environments = {"usual_tuned": {"THREADS": str(max(1, round(cpus)))}}
+    body = body_path.read_bytes()
+    answers: dict[str, list[float]] = {}
+    for index in range(rounds):
+        measured: dict[str, float] = {}
+        for side in round_order(index):
+            label = {"ours": service, "usual": comparison.usual}.get(side, f"{comparison.usual} (THREADS=CPU limit)")
+            progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency} at {cpus} CPU")
+            with run_service(service, tags[side], cpus, environments.get(side)) as running:
+                warm_up(running, body, warmup_requests)
+                if side not in answers:
+                    answers[side] = _probabilities(running.base_url, body)
+                outcome = run_ab(f"{running.base_url}/predict/", body_path, requests, concurrency, label, progress)
+            if not outcome.ok or outcome.report is None:
+                comparison.failure = f"{label}: {outcome.failure}"
+                return comparison
+            measured[side] = outcome.report.rps
+        comparison.rounds.append(measured)
+        progress(
+            f"{service}: {measured['ours']:.1f} req/s, {comparison.usual}: {measured['usual']:.1f} req/s as written, "
+            f"{measured['usual_tuned']:.1f} req/s with THREADS = CPU limit"
+        )
+    ours, usual = answers["ours"], answers["usual"]
+    comparison.max_abs_dp = round(max(abs(a - b) for a, b in zip(ours, usual, strict=True)), 6)
+    comparison.same_prediction = ours.index(max(ours)) == usual.index(max(usual))
+    return comparison
