@@ -514,3 +514,44 @@ def test_rust_dockerfile_contract():
     assert any(line.startswith("HEALTHCHECK") and "--healthcheck" in line for line in instructions)
     for buildkit_only in ("--mount", "<<"):
         assert buildkit_only not in text
+
+
+# --- the usual implementations' images ------------------------------------------------------------------------
+
+
+def test_a_usual_python_image_is_a_layer_over_the_strategys_image(monkeypatch, model_dir, cache):
+    from model_serving.usual import build as usual_build
+
+    engine = FakeClient()
+    monkeypatch.setattr(usual_build, "client", lambda: engine)
+    ours = BuiltImage("torch-serving", "model-serving/torch-serving:abc", "sha256:ours", 835.0, built=False)
+    seen: list[list[str]] = []
+    real_build = engine.api.build
+
+    def recording_build(**kwargs):
+        seen.append(sorted(p.name for p in Path(kwargs["path"]).iterdir()))
+        yield from real_build(**kwargs)
+
+    engine.api.build = recording_build
+    first = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=ours)
+    assert first.built
+    assert first.service == "torch-usual"
+    assert first.tag.startswith("model-serving/torch-usual:")
+    assert engine.api.builds[0]["buildargs"] == {"BASE_IMAGE": ours.tag}
+    assert seen == [["Dockerfile", "model", "usual_torch.py"]]
+    again = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=ours)
+    assert (again.tag, again.built) == (first.tag, False)
+    other = BuiltImage("torch-serving", "model-serving/torch-serving:def", "sha256:other", 835.0, built=False)
+    rebuilt = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=other)
+    assert rebuilt.tag != first.tag  # a new service image means a new usual image
+    assert _contexts_left(cache) == []
+
+
+def test_no_usual_onnx_image_without_the_network_sub_graph(monkeypatch, model_dir, cache):
+    from model_serving.usual import build as usual_build
+
+    monkeypatch.setattr(usual_build, "client", lambda: FakeClient())
+    ours = BuiltImage("onnx-serving", "model-serving/onnx-serving:abc", "sha256:ours", 240.0, built=False)
+    with pytest.raises(usual_build.UsualUnavailable, match="no network sub-graph"):
+        usual_build.build_usual_image("onnx-serving", model_dir, progress=lambda _: None, service_image=ours)
+    assert _contexts_left(cache) == []

@@ -141,7 +141,7 @@ def build_service_image(
             model_id = assemble_rust_context(spec, model_dir, wheels, context, progress)
         image = image_from_context(engine, context, spec.name, base_id, buildargs, model_id, progress)
     if tag_latest:
-        engine.api.tag(image.image_id, f"{REPOSITORY_PREFIX}/{spec.name}", "latest")
+        engine.images.get(image.tag).tag(f"{REPOSITORY_PREFIX}/{spec.name}", "latest")
     return image
 
 
