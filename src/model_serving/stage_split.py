@@ -8,7 +8,6 @@ The two ratios the services are held to (issue 12) come from the same loops: the
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -22,6 +21,7 @@ import onnxruntime
 from model_serving.artifacts import SPLIT_FILES
 from model_serving.docker.rust_context import RustBuildError, release_binary
 from model_serving.paths import ROOT
+from model_serving.perf.measure import bench_figures
 from serving_common import allocator, bench
 
 Progress = Callable[[str], None]
@@ -93,7 +93,7 @@ def _rust_split(
         )
     if done.returncode != 0:
         raise RustBuildError(f"rust-onnx-serving --bench failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return StageSplit.of("rust-onnx-serving", json.loads(done.stdout.strip().splitlines()[-1])["stages_ms"])
+    return StageSplit.of("rust-onnx-serving", bench_figures(done.stdout)["stages_ms"])
 
 
 def stage_splits(artifacts: Any, image: bytes, seconds: float, progress: Progress) -> list[StageSplit]:

@@ -167,12 +167,13 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
         g.add("Gather", [region_from, axis], f"{name}_origin") for axis, name in (("zero_i", "rows"), ("one_i", "cols"))
     )
 
-    def weighed(lines: str, index: str, origin: str, weight: str, name: str) -> str:
-        # Every window's input lines gathered ([groups, length, line]) and weighed in one batched product.
+    def weighed(lines: str, index: str, origin: str, weight: str, name: str, cast: bool = False) -> str:
+        # Every window's input lines gathered ([groups, length, line]) and weighed in one batched product; uint8
+        # lines are cast after the gather (fewer values).
         local = g.add("Sub", [index, origin], f"{name}_local")
         gathered = g.add("Gather", [lines, local], f"{name}_lines", axis=0)
-        if name == "rows":
-            gathered = g.add("Cast", [gathered], "rows_f", to=TensorProto.FLOAT)  # after the gather: fewer values
+        if cast:
+            gathered = g.add("Cast", [gathered], f"{name}_f", to=TensorProto.FLOAT)
         groups = g.add("Shape", [weight], f"{name}_group_count", start=0, end=1)
         length = g.add("Shape", [weight], f"{name}_window_len", start=2)
         shape = g.add("Concat", [groups, length, "flat"], f"{name}_shape", axis=0)
@@ -181,7 +182,9 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
     # Rows pass → [224 rows, columns, 3]; turned to [columns, 3, 224 rows] (ORT moves the first or the last axis
     # fast, a middle one slowly); columns pass → [224 columns, 3, 224 rows].
     rows_shape = g.constant("rows_out", np.array([CROP_SIZE, -1, 3], np.int64))
-    vertical = g.add("Reshape", [weighed(region, row_index, row0, row_weight, "rows"), rows_shape], "vertical")
+    vertical = g.add(
+        "Reshape", [weighed(region, row_index, row0, row_weight, "rows", cast=True), rows_shape], "vertical"
+    )
     turned = g.add("Transpose", [vertical], "turned", perm=[1, 2, 0])
     cols_shape = g.constant("cols_out", np.array([CROP_SIZE, 1, 3, CROP_SIZE], np.int64))
     horizontal = g.add("Reshape", [weighed(turned, col_index, col0, col_weight, "cols"), cols_shape], "horizontal")

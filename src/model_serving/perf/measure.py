@@ -134,6 +134,15 @@ def staged_ab(
     return StagedRun(outcome, stage_figures(run), dict(run.responses))
 
 
+def bench_figures(stdout: str) -> dict[str, Any]:
+    """What a bench printed (serving_common.bench, the Rust binary's --bench): its last line, a JSON object."""
+    lines = stdout.strip().splitlines()
+    if not lines:
+        raise MeasurementError("the in-process bench printed nothing")
+    figures: dict[str, Any] = json.loads(lines[-1])
+    return figures
+
+
 def in_process_rate(
     service: RunningService, jpeg: bytes, seconds: float, split: tuple[bytes, bytes] | None = None
 ) -> dict[str, Any]:
@@ -151,7 +160,7 @@ def in_process_rate(
     stdout, stderr = (part.decode(errors="replace") if part else "" for part in result.output)
     if result.exit_code != 0:
         raise MeasurementError(f"in-process bench in {service.service} failed ({result.exit_code}): {stderr[-500:]}")
-    figures: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    figures = bench_figures(stdout)
     figures["rps"] = figures["iterations"] / figures["seconds"]
     return figures
 
