@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Student's t, two-sided 95 % (the 0.975 quantile), by degrees of freedom 1–30; beyond, the normal's 1.96 is
+# within 2 %. Tabulated rather than computed: the harness has no scipy.
+_T_975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
 
 
 def summary(samples: Sequence[float]) -> dict[str, float | list[float]]:
@@ -17,3 +27,45 @@ def summary(samples: Sequence[float]) -> dict[str, float | list[float]]:
         "max": round(max(samples), 4),
         "samples": [round(s, 4) for s in samples],
     }
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95 % interval around ``centre``; ``low == high == centre`` from a single sample (no spread known)."""
+
+    centre: float
+    low: float
+    high: float
+    samples: int
+
+    @property
+    def half_width_share(self) -> float:
+        """Half the interval's width as a share of its centre."""
+        return (self.high - self.low) / 2 / self.centre if self.centre else math.inf
+
+    def excludes(self, value: float) -> bool:
+        return self.samples > 1 and not self.low <= value <= self.high
+
+
+def t_quantile_975(degrees_of_freedom: int) -> float:
+    if degrees_of_freedom < 1:
+        raise ValueError("a t interval needs at least two samples")
+    return _T_975[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T_975) else 1.96
+
+
+def ratio_interval(pairs: Sequence[tuple[float, float]]) -> Interval:
+    """The geometric mean of ``a / b`` over paired rounds with a t interval on the log ratios (a ratio's spread is
+    symmetric on a log scale, and pairing cancels what both sides of a round shared: the machine's speed then)."""
+    if not pairs:
+        raise ValueError("no pairs")
+    if any(a <= 0 or b <= 0 for a, b in pairs):
+        raise ValueError(f"ratios need positive figures, got {list(pairs)}")
+    logs = [math.log(a / b) for a, b in pairs]
+    centre = statistics.fmean(logs)
+    if len(logs) == 1:
+        value = round(math.exp(centre), 4)
+        return Interval(value, value, value, 1)
+    margin = t_quantile_975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return Interval(
+        round(math.exp(centre), 4), round(math.exp(centre - margin), 4), round(math.exp(centre + margin), 4), len(logs)
+    )

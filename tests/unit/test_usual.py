@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from model_serving.imagegen import synthetic_photo
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, PIXELS_NAME
 from model_serving.model.preprocessing import MEAN, STD
-from model_serving.usual.compare import paired_ratio, round_order
+from model_serving.usual.compare import round_order
 from model_serving.usual.graph import usual_graph
 
 pytestmark = pytest.mark.unit
@@ -52,14 +52,6 @@ def test_usual_graph_is_a_plain_resize_of_the_whole_image(width, height):
     expected = plain_resize_reference(pixels).mean(dim=(2, 3)).numpy() @ WEIGHTS
     assert actual.shape == (1, 11)
     np.testing.assert_allclose(actual, expected, atol=1e-4)
-
-
-def test_paired_ratio_is_the_geometric_mean_of_the_rounds():
-    assert paired_ratio([(20.0, 10.0), (10.0, 20.0)]) == 1.0
-    assert paired_ratio([(30.0, 10.0)]) == 3.0
-    assert paired_ratio([(40.0, 10.0), (10.0, 10.0)]) == 2.0
-    assert paired_ratio([]) is None
-    assert paired_ratio([(10.0, 0.0)]) is None
 
 
 def test_rounds_rotate_who_goes_first():

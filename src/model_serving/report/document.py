@@ -24,7 +24,7 @@ from model_serving.load.ab_parser import AbReport
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
 from model_serving.report.breakdown import PARTS
 from model_serving.report.ratios import evaluate, ratios
-from model_serving.stats import summary
+from model_serving.stats import Interval, summary
 from model_serving.usual.compare import UsualComparison
 
 SCHEMA_VERSION = 1
@@ -94,14 +94,20 @@ def _at_c1_section(run: StagedRun) -> dict[str, Any]:
     return section
 
 
+def _interval_figure(interval: Interval | None) -> dict[str, float | int] | None:
+    if interval is None:
+        return None
+    return {"median": interval.centre, "low": interval.low, "high": interval.high, "rounds": interval.samples}
+
+
 def _against_usual_section(compared: UsualComparison) -> dict[str, Any]:
     return {
         "usual": compared.usual,
         "description": compared.description,
         "image": {"tag": compared.usual_tag, "size_mb": compared.usual_size_mb},
         "rounds": compared.rounds,
-        "ratio": compared.ratio("usual"),
-        "ratio_tuned": compared.ratio("usual_tuned"),
+        "ratio": _interval_figure(compared.ratio("usual")),
+        "ratio_tuned": _interval_figure(compared.ratio("usual_tuned")),
         "max_abs_dp": compared.max_abs_dp,
         "same_prediction": compared.same_prediction,
         "failure": compared.failure,
@@ -201,7 +207,9 @@ def build_report(
     # CPU limit), paired rounds.
     for metric, key in (("over_usual", "ratio"), ("over_usual_tuned", "ratio_tuned")):
         all_ratios[metric] = {
-            name: ratio for name, section in services.items() if (ratio := _figure(section, "against_usual", key))
+            name: ratio
+            for name, section in services.items()
+            if (ratio := _figure(section, "against_usual", key, "median"))
         }
     return {
         "schema_version": SCHEMA_VERSION,

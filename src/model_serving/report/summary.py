@@ -84,6 +84,13 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _interval_cell(figure: Mapping[str, Any]) -> str:
+    """``median [low, high]``, or the median alone from one round (no interval)."""
+    if figure["rounds"] < 2:
+        return f"{figure['median']:.2f} (1 round)"
+    return f"{figure['median']:.2f} [{figure['low']:.2f}, {figure['high']:.2f}]"
+
+
 def _against_usual(services: Mapping[str, Any]) -> list[str]:
     compared = {name: s["against_usual"] for name, s in services.items() if "against_usual" in s}
     if not compared:
@@ -97,8 +104,8 @@ def _against_usual(services: Mapping[str, Any]) -> list[str]:
                 f"`{name}`",
                 f"`{c['usual']}`: {c['description']}",
                 rounds or "–",
-                _cell(c["ratio"], 2) if c["ratio"] is not None else failed,
-                _cell(c["ratio_tuned"], 2) if c["ratio_tuned"] is not None else failed,
+                _interval_cell(c["ratio"]) if c["ratio"] is not None else failed,
+                _interval_cell(c["ratio_tuned"]) if c["ratio_tuned"] is not None else failed,
                 _cell(c["max_abs_dp"], 4),
             ]
         )
@@ -115,9 +122,10 @@ def _against_usual(services: Mapping[str, Any]) -> list[str]:
     lines += [
         "",
         "Same CPU limit, payload and concurrency, one container at a time, rounds interleaved; ratio = geometric mean"
-        " of the rounds' ours ÷ usual. The usual implementation runs as written (its libraries' default threads) and"
-        " with THREADS = the CPU limit. max |Δp|: the two answers' probabilities on the payload (the usual ones do"
-        " not keep the preprocessing contract).",
+        " of the rounds' ours ÷ usual, [95 % interval: t on the log ratios of the paired rounds]. The usual"
+        " implementation runs as written (its libraries' default threads) and with THREADS = the CPU limit."
+        " max |Δp|: the two answers' probabilities on the payload (the usual ones do not keep the preprocessing"
+        " contract).",
     ]
     return lines
 

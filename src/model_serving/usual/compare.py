@@ -8,8 +8,7 @@ anyone deploying it should make. A ratio is the geometric mean of the rounds' pa
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from model_serving.docker.build import BuiltImage
 from model_serving.docker.containers import run_service
 from model_serving.load.ab_runner import run_ab
 from model_serving.perf.measure import MeasurementError, warm_up
+from model_serving.stats import Interval, ratio_interval
 
 Progress = Callable[[str], None]
 
@@ -35,16 +35,11 @@ class UsualComparison:
     same_prediction: bool | None = None
     failure: str | None = None
 
-    def ratio(self, side: str = "usual") -> float | None:
-        """Ours ÷ ``side`` over the rounds; None after a failure."""
-        return paired_ratio([(r["ours"], r[side]) for r in self.rounds]) if self.failure is None else None
-
-
-def paired_ratio(pairs: Sequence[tuple[float, float]]) -> float | None:
-    """The geometric mean of ``a / b`` over the pairs; None without pairs."""
-    if not pairs or any(a <= 0 or b <= 0 for a, b in pairs):
-        return None
-    return round(math.exp(sum(math.log(a / b) for a, b in pairs) / len(pairs)), 4)
+    def ratio(self, side: str = "usual") -> Interval | None:
+        """Ours ÷ ``side`` over the paired rounds, with its 95 % interval; None after a failure."""
+        if self.failure is not None or not self.rounds:
+            return None
+        return ratio_interval([(r["ours"], r[side]) for r in self.rounds])
 
 
 #: ours; the usual implementation as written; the usual implementation with threads = the CPU limit.
