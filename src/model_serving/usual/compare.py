@@ -17,7 +17,7 @@ import httpx
 from model_serving.docker.build import BuiltImage
 from model_serving.docker.containers import run_service
 from model_serving.load.ab_runner import run_ab
-from model_serving.perf.measure import MeasurementError, warm_up
+from model_serving.perf.measure import MeasurementError, warm_up, warm_up_at_concurrency
 from model_serving.stats import Interval, ratio_interval
 
 Progress = Callable[[str], None]
@@ -91,6 +91,7 @@ def compare_with_usual(
             progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency} at {cpus} CPU")
             with run_service(service, tags[side], cpus, environments.get(side)) as running:
                 warm_up(running, body, warmup_requests)
+                warm_up_at_concurrency(running, body_path, concurrency, progress)
                 if side not in answers:
                     answers[side] = _probabilities(running.base_url, body)
                 outcome = run_ab(f"{running.base_url}/predict/", body_path, requests, concurrency, label, progress)
