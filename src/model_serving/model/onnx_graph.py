@@ -123,9 +123,9 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
         ("end_1", [np.iinfo(np.int64).max], np.int64),
         ("block", [BLOCK], np.int64),
         ("block_last", [BLOCK - 1], np.int64),
-        ("max_value", 255.0, np.float32),
-        ("mean", np.reshape(MEAN, (1, 1, 3, 1)), np.float32),
-        ("std", np.reshape(STD, (1, 1, 3, 1)), np.float32),
+        # (x / 255 - mean) / std as one multiply and one add per value: x * scale + shift.
+        ("scale", 1.0 / (255.0 * np.reshape(STD, (1, 1, 3, 1))), np.float32),
+        ("shift", -np.reshape(MEAN, (1, 1, 3, 1)) / np.reshape(STD, (1, 1, 3, 1)), np.float32),
     ):
         g.constant(name, np.array(value, dtype=dtype))
     # Resized size: shorter side 256, longer side floor(256 * long / short), in integers; crop offsets
@@ -188,9 +188,9 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
     turned = g.add("Transpose", [vertical], "turned", perm=[1, 2, 0])
     cols_shape = g.constant("cols_out", np.array([CROP_SIZE, 1, 3, CROP_SIZE], np.int64))
     horizontal = g.add("Reshape", [weighed(turned, col_index, col0, col_weight, "cols"), cols_shape], "horizontal")
-    # Normalize, (x / 255 - mean) / std, then turn to NCHW (the first axis moved last: no Unsqueeze copy).
-    unit = g.add("Div", [horizontal, "max_value"], "unit")
-    normalized = g.add("Div", [g.add("Sub", [unit, "mean"], "centred"), "std"], "normalized")
+    # Normalize, (x / 255 - mean) / std as x * scale + shift, then turn to NCHW (the first axis moved last: no
+    # Unsqueeze copy).
+    normalized = g.add("Add", [g.add("Mul", [horizontal, "scale"], "scaled"), "shift"], "normalized")
     g.add("Transpose", [normalized], PIXELS_NAME, perm=[1, 2, 3, 0])
     graph = helper.make_graph(
         g.nodes,
