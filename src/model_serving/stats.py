@@ -38,11 +38,6 @@ class Interval:
     high: float
     samples: int
 
-    @property
-    def half_width_share(self) -> float:
-        """Half the interval's width as a share of its centre."""
-        return (self.high - self.low) / 2 / self.centre if self.centre else math.inf
-
     def excludes(self, value: float) -> bool:
         return self.samples > 1 and not self.low <= value <= self.high
 

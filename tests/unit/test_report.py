@@ -221,16 +221,16 @@ def test_preprocess_over_network_from_the_in_process_stages():
 def test_against_the_usual_implementation_in_report_ratios_and_summary():
     results = {"torch-serving": _results(), "onnx-serving": _results(2.0)}
     results["onnx-serving"].against_usual = UsualComparison(
-        "onnx-usual",
+        BuiltImage("onnx-usual", "model-serving/onnx-usual:abc", "sha256:u", 240.0, built=False),
         "plain resize",
-        "model-serving/onnx-usual:abc",
-        240.0,
         rounds=[{"ours": 40.0, "usual": 20.0, "usual_tuned": 40.0}, {"ours": 30.0, "usual": 20.0, "usual_tuned": 30.0}],
         max_abs_dp=0.02,
         same_prediction=True,
     )
     results["torch-serving"].against_usual = UsualComparison(
-        "torch-usual", "PIL", "model-serving/torch-usual:abc", 830.0, failure="torch-usual: 3 failed requests"
+        BuiltImage("torch-usual", "model-serving/torch-usual:abc", "sha256:t", 830.0, built=False),
+        "PIL",
+        failure="torch-usual: 3 failed requests",
     )
     thresholds = {"over_usual.onnx-serving.min": 1.5, "over_usual.torch-serving.min": 1.0}
     report = build_report("run7", "t", ENVIRONMENT, CONFIG, results, thresholds)

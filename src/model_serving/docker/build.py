@@ -208,14 +208,20 @@ def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: 
 
 def assemble_rust_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path, progress: Progress) -> str:
     """Fill ``context`` for the Rust service (layout in rust_onnx_serving/Dockerfile); return the model_id."""
-    binary = release_binary(spec.directory, progress)
     shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
-    shutil.copy2(binary, context / BINARY_NAME)
+    pack_rust_binary(spec.directory, BINARY_NAME, wheels, context, progress)
+    return _copy_model(spec, model_dir, context)
+
+
+def pack_rust_binary(crate: Path, binary: str, wheels: Path, context: Path, progress: Progress) -> None:
+    """Into ``context``: the crate's release ``binary``, ``libonnxruntime.so`` from the onnxruntime wheel in
+    ``wheels``, and ``rootfs/`` with the system libraries the two load (the layout of the Rust Dockerfiles)."""
+    built = release_binary(crate, progress, binary)
+    shutil.copy2(built, context / binary)
     ort_library = context / "libonnxruntime.so"
     version = extract_ort_library(wheels, ort_library)
-    progress(f"{spec.name}: ONNX Runtime {version} from the onnxruntime wheel")
-    copy_runtime_libraries([binary, ort_library], context / "rootfs")
-    return _copy_model(spec, model_dir, context)
+    progress(f"{binary}: ONNX Runtime {version} from the onnxruntime wheel")
+    copy_runtime_libraries([built, ort_library], context / "rootfs")
 
 
 def _copy_model(spec: ServiceSpec, model_dir: Path, context: Path) -> str:

@@ -111,7 +111,7 @@ def warm_up(service: RunningService, body: bytes, requests: int) -> None:
                 )
 
 
-def warm_up_at_concurrency(service: RunningService, body_path: Path, concurrency: int, progress: Progress) -> None:
+def warm_up_at_concurrency(service: RunningService, body_path: Path, concurrency: int) -> None:
     """An unmeasured ab run at the measured run's concurrency (2 × c requests): the first run at c=50 after a
     fresh start also pays for the working set of 50 connections (buffers, heap growth, page faults); rust-onnx-
     serving measured 112 req/s without this and 122 with it (2026-12-02, fresh containers, interleaved)."""
@@ -196,7 +196,7 @@ def measure_load(
         health = httpx.get(f"{running.base_url}/", timeout=10).json()
         progress(f"{service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}")
         warm_up(running, body_path.read_bytes(), warmup_requests)
-        warm_up_at_concurrency(running, body_path, concurrency, progress)
+        warm_up_at_concurrency(running, body_path, concurrency)
         with sample_resources(running.container.get_wrapped_container()) as resources:
             loaded = staged_ab(running, body_path, requests, concurrency, progress)
         measurement = LoadMeasurement(

@@ -128,6 +128,7 @@ class PerfRun:
             usual,
             USUAL[service].description,
             profile.cpus,
+            self.jpeg.read_bytes(),
             self.body,
             profile.usual_requests,
             profile.concurrency,

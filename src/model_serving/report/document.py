@@ -104,7 +104,7 @@ def _against_usual_section(compared: UsualComparison) -> dict[str, Any]:
     return {
         "usual": compared.usual,
         "description": compared.description,
-        "image": {"tag": compared.usual_tag, "size_mb": compared.usual_size_mb},
+        "image": {"tag": compared.image.tag, "size_mb": compared.image.size_mb},
         "rounds": compared.rounds,
         "ratio": _interval_figure(compared.ratio("usual")),
         "ratio_tuned": _interval_figure(compared.ratio("usual_tuned")),

@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -22,10 +23,10 @@ from model_serving.docker.build import (
     BuiltImage,
     build_service_image,
     image_from_context,
+    pack_rust_binary,
     staged_context,
 )
 from model_serving.docker.engine import client
-from model_serving.docker.rust_context import copy_runtime_libraries, extract_ort_library, release_binary
 from model_serving.docker.wheels import ensure_wheels
 from model_serving.usual.graph import USUAL_GRAPH_NAME, usual_graph
 from serving_common.manifest import model_file, read_manifest, verify_files
@@ -42,7 +43,6 @@ class UsualUnavailable(Exception):
 @dataclass(frozen=True)
 class UsualSpec:
     name: str
-    strategy: str  # the suite's service it stands beside
     directory: Path  # Dockerfile and sources
     description: str
     kind: str  # "python": a layer over the strategy's image; "rust": a binary on scratch
@@ -53,7 +53,6 @@ class UsualSpec:
 USUAL: dict[str, UsualSpec] = {
     "torch-serving": UsualSpec(
         "torch-usual",
-        "torch-serving",
         USUAL_DIR / "torch_usual",
         "torchvision-style PIL transforms (resize, crop, to tensor, normalize), eager model, async def, 1 worker",
         "python",
@@ -61,7 +60,6 @@ USUAL: dict[str, UsualSpec] = {
     ),
     "onnx-serving": UsualSpec(
         "onnx-usual",
-        "onnx-serving",
         USUAL_DIR / "onnx_usual",
         "Pillow decode, float32 CHW in numpy, graph with a plain 256×256 resize, default session, async def",
         "python",
@@ -69,7 +67,6 @@ USUAL: dict[str, UsualSpec] = {
     ),
     "rust-onnx-serving": UsualSpec(
         "rust-usual",
-        "rust-onnx-serving",
         USUAL_DIR / "rust_usual",
         "image crate decode, ndarray f32 CHW, graph with a plain 256×256 resize, one shared session, 3 threads",
         "rust",
@@ -79,9 +76,8 @@ USUAL: dict[str, UsualSpec] = {
 }
 
 
-def write_usual_graph(model_dir: Path, target: Path) -> None:
+def write_usual_graph(model_dir: Path, manifest: dict[str, Any], target: Path) -> None:
     """usual.onnx from the export's network sub-graph (a prebuilt served graph has none: no usual graph)."""
-    manifest = read_manifest(model_dir)
     if "onnx_network" not in manifest["files"]:
         raise UsualUnavailable(
             "the artifacts have no network sub-graph (a prebuilt ONNX model was given): no usual ONNX graph to serve"
@@ -101,13 +97,13 @@ def build_usual_image(
     spec = USUAL.get(strategy)
     if spec is None:
         raise ValueError(f"no usual implementation of {strategy!r}; known: {', '.join(USUAL)}")
-    engine = client()
+    engine, manifest = client(), read_manifest(model_dir)
     with staged_context(spec.name) as context:
         shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
         model = context / "model"
         model.mkdir()
         if spec.usual_graph:
-            write_usual_graph(model_dir, model / USUAL_GRAPH_NAME)
+            write_usual_graph(model_dir, manifest, model / USUAL_GRAPH_NAME)
         if spec.kind == "python":
             base = service_image or build_service_image(strategy, model_dir, progress, tag_latest=False)
             base_id, buildargs = base.image_id, {"BASE_IMAGE": base.tag}
@@ -116,10 +112,7 @@ def build_usual_image(
         else:
             base_id, buildargs = "scratch", {}
             shutil.copy2(model_dir / "manifest.json", model / "manifest.json")
-            binary = release_binary(spec.directory, progress, spec.binary)
-            shutil.copy2(binary, context / spec.binary)
             wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt", progress)
-            extract_ort_library(wheels, context / "libonnxruntime.so")
-            copy_runtime_libraries([binary, context / "libonnxruntime.so"], context / "rootfs")
-        model_id = str(read_manifest(model_dir)["model_id"])
+            pack_rust_binary(spec.directory, spec.binary, wheels, context, progress)
+        model_id = str(manifest["model_id"])
         return image_from_context(engine, context, spec.name, base_id, buildargs, model_id, progress)

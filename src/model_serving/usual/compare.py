@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import numpy as np
 
+from model_serving.client import predict_probabilities
 from model_serving.docker.build import BuiltImage
 from model_serving.docker.containers import run_service
 from model_serving.load.ab_runner import run_ab
-from model_serving.perf.measure import MeasurementError, warm_up, warm_up_at_concurrency
+from model_serving.perf.measure import warm_up, warm_up_at_concurrency
 from model_serving.stats import Interval, ratio_interval
 
 Progress = Callable[[str], None]
@@ -25,15 +27,17 @@ Progress = Callable[[str], None]
 
 @dataclass
 class UsualComparison:
-    usual: str  # the usual implementation's name, e.g. "torch-usual"
+    image: BuiltImage  # the usual implementation's image (its name, e.g. "torch-usual", is image.service)
     description: str
-    usual_tag: str
-    usual_size_mb: float
     rounds: list[dict[str, float]] = field(default_factory=list)  # req/s per side (SIDES) per round
     # The two answers' probabilities on the benchmark payload: how far the usual implementation is from the contract.
     max_abs_dp: float | None = None
     same_prediction: bool | None = None
     failure: str | None = None
+
+    @property
+    def usual(self) -> str:
+        return self.image.service
 
     def ratio(self, side: str = "usual") -> Interval | None:
         """Ours ÷ ``side`` over the paired rounds, with its 95 % interval; None after a failure."""
@@ -52,25 +56,13 @@ def round_order(index: int) -> tuple[str, ...]:
     return SIDES[shift:] + SIDES[:shift]
 
 
-def _probabilities(base_url: str, body: bytes) -> list[float]:
-    response = httpx.post(
-        f"{base_url}/predict/",
-        params={"probabilities": "true"},
-        content=body,
-        headers={"content-type": "application/json"},
-        timeout=60,
-    )
-    if response.status_code != 200:
-        raise MeasurementError(f"{base_url}: /predict/?probabilities=true answered {response.status_code}")
-    return [float(p) for p in response.json()["probabilities"]]
-
-
 def compare_with_usual(
     service: str,
     ours_tag: str,
     usual: BuiltImage,
     description: str,
     cpus: float,
+    jpeg: bytes,
     body_path: Path,
     requests: int,
     concurrency: int,
@@ -79,11 +71,11 @@ def compare_with_usual(
     progress: Progress,
 ) -> UsualComparison:
     """``rounds`` paired ab runs of the two images; a failed run ends it with ``failure`` set."""
-    comparison = UsualComparison(usual.service, description, usual.tag, usual.size_mb)
+    comparison = UsualComparison(usual, description)
     tags = {"ours": ours_tag, "usual": usual.tag, "usual_tuned": usual.tag}
     environments = {"usual_tuned": {"THREADS": str(max(1, round(cpus)))}}
     body = body_path.read_bytes()
-    answers: dict[str, list[float]] = {}
+    answers: dict[str, np.ndarray] = {}
     for index in range(rounds):
         measured: dict[str, float] = {}
         for side in round_order(index):
@@ -91,9 +83,10 @@ def compare_with_usual(
             progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency} at {cpus} CPU")
             with run_service(service, tags[side], cpus, environments.get(side)) as running:
                 warm_up(running, body, warmup_requests)
-                warm_up_at_concurrency(running, body_path, concurrency, progress)
+                warm_up_at_concurrency(running, body_path, concurrency)
                 if side not in answers:
-                    answers[side] = _probabilities(running.base_url, body)
+                    with httpx.Client() as client:
+                        answers[side] = predict_probabilities(running.base_url, jpeg, client)
                 outcome = run_ab(f"{running.base_url}/predict/", body_path, requests, concurrency, label, progress)
             if not outcome.ok or outcome.report is None:
                 comparison.failure = f"{label}: {outcome.failure}"
@@ -105,6 +98,6 @@ def compare_with_usual(
             f"{measured['usual_tuned']:.1f} req/s with THREADS = CPU limit"
         )
     ours, usual = answers["ours"], answers["usual"]
-    comparison.max_abs_dp = round(max(abs(a - b) for a, b in zip(ours, usual, strict=True)), 6)
-    comparison.same_prediction = ours.index(max(ours)) == usual.index(max(usual))
+    comparison.max_abs_dp = round(float(np.abs(ours - usual).max()), 6)
+    comparison.same_prediction = bool(np.argmax(ours) == np.argmax(usual))
     return comparison
