@@ -42,7 +42,6 @@ def test_load(perf, selected, name, benchmark):
                 "non_2xx": report.non_2xx,
                 "memory_peak_mb": max(memory) if memory else None,
                 "in_process_rps": measurement.in_process_rps,
-                "in_process_rps_bracket": measurement.in_process_bracket,
                 "cpus": perf.config.profile.cpus,
                 "stages_ms": measurement.stages_ms,
                 "in_process_stages_ms": measurement.in_process_detail.get("stages_ms"),

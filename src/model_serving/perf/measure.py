@@ -8,7 +8,6 @@ the service while it is measured.
 from __future__ import annotations
 
 import json
-import statistics
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -66,8 +65,6 @@ class LoadMeasurement:
     health: dict[str, Any]
     in_process_rps: float | None = None
     in_process_detail: dict[str, Any] = field(default_factory=dict)
-    # the in-process limit measured just before and just after the load run (in_process_rps is their mean)
-    in_process_bracket: tuple[float, float] | None = None
     stages_ms: StageFigures = field(default_factory=dict)
     responses: dict[str, float] = field(default_factory=dict)
     at_c1: StagedRun | None = None
@@ -193,16 +190,10 @@ def measure_load(
     requests_c1: int = 0,
     split: tuple[bytes, bytes] | None = None,
 ) -> LoadMeasurement:
-    """One container: the in-process limit, warm-up, ab with resources sampled and stages scraped, a short run at
-    c=1, then the in-process limit and stages again in the same container.
-
-    The limit is taken on both sides of the load because this machine's speed drifts within minutes: their
-    geometric mean is the limit at the load's moment, so efficiency compares figures of one moment.
-    """
+    """One container: warm-up, ab with resources sampled and stages scraped, a short run at c=1, then the
+    in-process limit and stages in the same container."""
     with run_service(service, image, cpus) as running:
         health = httpx.get(f"{running.base_url}/", timeout=10).json()
-        progress(f"{service}: in-process limit before the load, one thread, {in_process_seconds:.0f} s")
-        before = in_process_rate(running, jpeg, in_process_seconds, split)["rps"]
         progress(f"{service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}")
         warm_up(running, body_path.read_bytes(), warmup_requests)
         warm_up_at_concurrency(running, body_path, concurrency)
@@ -216,11 +207,9 @@ def measure_load(
         if requests_c1 > 0:
             progress(f"{service}: {requests_c1} requests at c=1, for where the time goes")
             measurement.at_c1 = staged_ab(running, body_path, requests_c1, 1, progress)
-        progress(f"{service}: in-process limit and stages after the load, one thread, {in_process_seconds:.0f} s")
+        progress(f"{service}: in-process limit and stages, one thread, {in_process_seconds:.0f} s")
         detail = in_process_rate(running, jpeg, in_process_seconds, split)
-        measurement.in_process_bracket = (before, detail["rps"])
-        measurement.in_process_rps = statistics.geometric_mean(measurement.in_process_bracket)
-        measurement.in_process_detail = detail
+        measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail
     return measurement
 
 

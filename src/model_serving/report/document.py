@@ -4,9 +4,8 @@ Pure: takes what was measured, returns plain data. Where each figure comes from:
 ``load`` ← ab's output (load/ab_parser), ``memory_mb``/``cpu_percent`` ← the engine's stats (metrics/docker_stats)
 sampled during the ab run, ``startup_s`` ← start call to first 200 (docker/containers), ``image.size_mb`` ←
 the engine's image size, ``in_process_rps`` ← the service's own decode-and-predict loop run inside its container
-just before and just after the load (perf/measure; their geometric mean, the two in ``in_process_rps_bracket``),
-``efficiency`` = rps / (in_process_rps × CPU limit), ``memory_over_requests`` ← memory at rest after each batch
-of a long run (perf/measure), its ``growth`` = last / after the first batch.
+(perf/measure), ``efficiency`` = rps / (in_process_rps × CPU limit), ``memory_over_requests`` ← memory at rest
+after each batch of a long run (perf/measure), its ``growth`` = last / after the first batch.
 ``stages_ms`` ← the service's own ``/metrics`` histograms, scraped before and after the load run
 (metrics/prometheus); ``at_c1`` ← the same for a short ab run at c=1, where ``coverage`` = the stages' summed means
 ÷ ab's mean time per request (what the stages explain of the service time); ``in_process_stages_ms`` ← the
@@ -143,8 +142,6 @@ def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     }
     section["cpu_percent"] = {"mean": round(statistics.fmean(cpu), 1) if cpu else None}
     section["in_process_rps"] = round(measurement.in_process_rps, 2) if measurement.in_process_rps else None
-    bracket = measurement.in_process_bracket
-    section["in_process_rps_bracket"] = [round(rate, 2) for rate in bracket] if bracket else None
     section["stages_ms"] = measurement.stages_ms
     section["metrics_responses"] = measurement.responses
     if measurement.at_c1 is not None:
