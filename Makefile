@@ -29,6 +29,7 @@ setup: system $(VENV)/.installed
 
 system:
 	@bash scripts/system-deps.sh
+	@bash scripts/install-oha.sh
 
 $(VENV)/.installed: pyproject.toml
 	@echo "== setting up $(VENV) (Python deps, the harness in editable mode)"

@@ -30,13 +30,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--cpus", type=float, default=None, help="CPU limit of every service container (default: 1, or the profile's)"
     )
     # Benchmarks (`pytest -m perf`); see tests/perf.
-    group.addoption("--profile", default="default", help="perf profile: smoke, default or upstream (default: default)")
+    group.addoption(
+        "--profile",
+        default="default",
+        help="perf profile: smoke, default, sizes (default over five payload sizes) or upstream (default: default)",
+    )
     group.addoption("--requests", type=int, help="ab -n (default: the profile's)")
     group.addoption("--concurrency", type=int, help="ab -c (default: the profile's)")
     group.addoption("--startup-runs", type=int, help="start-ups per service (default: the profile's)")
     group.addoption(
         "--memory-requests", type=int, help="requests of the memory-over-requests run (default: the profile's)"
     )
+    group.addoption("--rounds", type=int, help="interleaved load rounds per service (default: the profile's)")
+    group.addoption(
+        "--ratio-bound",
+        default="centre",
+        help="check ratio thresholds against a ratio's centre (default) or its 95 %% interval's end: interval",
+    )
+    group.addoption("--payload-sizes", help="payload sizes to load, e.g. 320x240,1920x1080 (default: the profile's)")
+    group.addoption("--slo-ms", type=float, help="the p99 bound of the capacity search, ms (default: 1000)")
     group.addoption("--services", help="comma-separated services to measure (default: all three)")
     add_model_uri_options(group.addoption)
     group.addoption("--payload", type=Path, help="a JPEG or PNG to send instead of the generated 1200x727 JPEG")

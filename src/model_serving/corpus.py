@@ -119,9 +119,8 @@ def corpus_paths(directory: Path = GENERATED_IMAGES_DIR, progress: Callable[[str
     return paths
 
 
-def benchmark_jpeg() -> bytes:
-    """The benchmark image: a photo-like 1200×727 baseline JPEG."""
-    width, height = BENCHMARK_SIZE
+def photo_jpeg(width: int, height: int) -> bytes:
+    """A photo-like baseline JPEG of the benchmark's kind (seed and quality) at any size."""
     buffer = io.BytesIO()
     Image.fromarray(synthetic_photo(width, height, BENCHMARK_SEED)).save(
         buffer, format="JPEG", quality=BENCHMARK_JPEG_QUALITY
@@ -129,21 +128,35 @@ def benchmark_jpeg() -> bytes:
     return buffer.getvalue()
 
 
+def benchmark_jpeg() -> bytes:
+    """The benchmark image: a photo-like 1200×727 baseline JPEG."""
+    return photo_jpeg(*BENCHMARK_SIZE)
+
+
 def request_body(image: bytes) -> bytes:
     """The ``POST /predict/`` body for an image file (DESIGN §5)."""
     return json.dumps({"image": base64.b64encode(image).decode("ascii")}).encode("ascii")
 
 
-def benchmark_payload_paths(directory: Path = GENERATED_IMAGES_DIR) -> tuple[Path, Path]:
-    """Write (once) the benchmark JPEG and its JSON request body; return both paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    jpeg_path = directory / "benchmark_1200x727.jpg"
-    body_path = directory / "benchmark_payload.json"
+def _payload_files(jpeg_path: Path, body_path: Path, make: Callable[[], bytes]) -> tuple[Path, Path]:
+    """Write (once) the JPEG ``make`` encodes and its JSON request body; return both paths."""
+    jpeg_path.parent.mkdir(parents=True, exist_ok=True)
     if not jpeg_path.exists() or not body_path.exists():
-        jpeg = benchmark_jpeg()
+        jpeg = make()
         _write_atomically(jpeg_path, jpeg)
         _write_atomically(body_path, request_body(jpeg))
     return jpeg_path, body_path
+
+
+def benchmark_payload_paths(directory: Path = GENERATED_IMAGES_DIR) -> tuple[Path, Path]:
+    """The benchmark JPEG and its request body, written once."""
+    return _payload_files(directory / "benchmark_1200x727.jpg", directory / "benchmark_payload.json", benchmark_jpeg)
+
+
+def sized_payload_paths(width: int, height: int, directory: Path = GENERATED_IMAGES_DIR) -> tuple[Path, Path]:
+    """A photo-like JPEG of ``width``×``height`` and its request body, written once (the payload-size runs)."""
+    name = f"photo_{width}x{height}"
+    return _payload_files(directory / f"{name}.jpg", directory / f"{name}.json", lambda: photo_jpeg(width, height))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

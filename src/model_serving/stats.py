@@ -31,15 +31,22 @@ def summary(samples: Sequence[float]) -> dict[str, float | list[float]]:
 
 @dataclass(frozen=True)
 class Interval:
-    """A 95 % interval around ``centre``; ``low == high == centre`` from a single sample (no spread known)."""
+    """A 95 % interval around ``centre`` (a geometric mean); ``median`` is the samples' own; ``low == high ==
+    centre`` from a single sample (no spread known)."""
 
     centre: float
     low: float
     high: float
     samples: int
+    median: float
 
     def excludes(self, value: float) -> bool:
         return self.samples > 1 and not self.low <= value <= self.high
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width relative to its centre (0.08: ± 8 %)."""
+        return (self.high - self.low) / 2 / self.centre
 
 
 def t_quantile_975(degrees_of_freedom: int) -> float:
@@ -48,19 +55,34 @@ def t_quantile_975(degrees_of_freedom: int) -> float:
     return _T_975[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T_975) else 1.96
 
 
+def log_interval(samples: Sequence[float]) -> Interval:
+    """The geometric mean of positive ``samples`` with a t interval on their logs: rates and ratios spread
+    multiplicatively (a machine 20 % slower scales every figure), so their spread is symmetric on a log scale."""
+    if not samples:
+        raise ValueError("no samples")
+    if any(value <= 0 for value in samples):
+        raise ValueError(f"a log interval needs positive figures, got {list(samples)}")
+    logs = [math.log(value) for value in samples]
+    centre = statistics.fmean(logs)
+    median = round(statistics.median(samples), 4)
+    if len(logs) == 1:
+        value = round(math.exp(centre), 4)
+        return Interval(value, value, value, 1, median)
+    margin = t_quantile_975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return Interval(
+        round(math.exp(centre), 4),
+        round(math.exp(centre - margin), 4),
+        round(math.exp(centre + margin), 4),
+        len(logs),
+        median,
+    )
+
+
 def ratio_interval(pairs: Sequence[tuple[float, float]]) -> Interval:
-    """The geometric mean of ``a / b`` over paired rounds with a t interval on the log ratios (a ratio's spread is
-    symmetric on a log scale, and pairing cancels what both sides of a round shared: the machine's speed then)."""
+    """``a / b`` over paired rounds (log_interval of the ratios): pairing cancels what both sides of a round
+    shared, the machine's speed then."""
     if not pairs:
         raise ValueError("no pairs")
     if any(a <= 0 or b <= 0 for a, b in pairs):
         raise ValueError(f"ratios need positive figures, got {list(pairs)}")
-    logs = [math.log(a / b) for a, b in pairs]
-    centre = statistics.fmean(logs)
-    if len(logs) == 1:
-        value = round(math.exp(centre), 4)
-        return Interval(value, value, value, 1)
-    margin = t_quantile_975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-    return Interval(
-        round(math.exp(centre), 4), round(math.exp(centre - margin), 4), round(math.exp(centre + margin), 4), len(logs)
-    )
+    return log_interval([a / b for a, b in pairs])

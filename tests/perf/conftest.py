@@ -11,8 +11,18 @@ from model_serving.artifacts import ModelSource, export
 from model_serving.checks import Artifacts
 from model_serving.corpus import benchmark_payload_paths, request_body
 from model_serving.paths import ROOT, USER_MODEL_DIR
-from model_serving.perf.config import SERVICES, RunConfig, load_thresholds, parse_threshold_option, profile_with
+from model_serving.perf.config import (
+    PROFILES,
+    SERVICES,
+    RunConfig,
+    check_ratio_bound,
+    load_thresholds,
+    parse_threshold_option,
+    profile_with,
+)
+from model_serving.perf.rounds import rotated
 from model_serving.perf.session import PerfRun
+from model_serving.perf.sizes import parse_sizes
 from model_serving.progress import terminal_progress
 
 REPORT_FOLDER = pytest.StashKey[Path]()
@@ -26,6 +36,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.section("model-serving benchmark summary")
     terminalreporter.write((folder / "summary.md").read_text())
     terminalreporter.write_line(f"report: {folder}  (also {folder.parent / 'latest'})")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The load rounds as (round, service) tests, round by round, the services' order rotating each round."""
+    if "round_index" not in metafunc.fixturenames:
+        return
+    profile = PROFILES.get(metafunc.config.getoption("profile"), PROFILES["default"])
+    rounds = metafunc.config.getoption("rounds") or profile.rounds
+    cases = [(index, name) for index in range(rounds) for name in rotated(SERVICES, index)]
+    metafunc.parametrize(("round_index", "name"), cases, ids=[f"{i + 1}-{name}" for i, name in cases])
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +100,18 @@ def perf(
             options.cpus,
             options.startup_runs,
             options.memory_requests,
+            options.rounds,
+            parse_sizes(options.payload_sizes) if options.payload_sizes else None,
+            options.slo_ms,
         )
+        ratio_bound = check_ratio_bound(options.ratio_bound)
         overrides = dict(parse_threshold_option(text) for text in options.threshold)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
     jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
-    config = RunConfig(profile, _services(options.services), jpeg, load_thresholds(ROOT / "pyproject.toml", overrides))
+    config = RunConfig(
+        profile, _services(options.services), jpeg, load_thresholds(ROOT / "pyproject.toml", overrides), ratio_bound
+    )
     run = PerfRun(
         config, benchmarked_artifacts.directory, options.reports_dir or ROOT / "reports", jpeg, body, perf_progress
     )

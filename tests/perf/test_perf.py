@@ -27,26 +27,12 @@ def test_startup(perf, selected, name, benchmark):
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_load(perf, selected, name, benchmark):
-    measurement = benchmark.pedantic(perf.load, args=(name,), rounds=1, iterations=1)
+def test_load(perf, selected, name):
+    # Not a pytest-benchmark: its time would hold the container's start, warm-up and the in-process loop; the
+    # histories are the load rounds' (TestSideBySide.test_load_round).
+    measurement = perf.load(name)
     outcome = measurement.outcome
-    if outcome.report:
-        report = outcome.report
-        memory = [v for _, v in measurement.resources.memory_mb]
-        benchmark.extra_info.update(
-            {
-                "rps": report.rps,
-                "latency_ms": report.latency_ms,
-                "time_per_request_ms": report.time_per_request_ms,
-                "failed": report.failed,
-                "non_2xx": report.non_2xx,
-                "memory_peak_mb": max(memory) if memory else None,
-                "in_process_rps": measurement.in_process_rps,
-                "cpus": perf.config.profile.cpus,
-                "stages_ms": measurement.stages_ms,
-                "in_process_stages_ms": measurement.in_process_detail.get("stages_ms"),
-            }
-        )
+    if report := outcome.report:
         perf.progress(f"{name}: {report.rps:.1f} req/s, p50 {report.latency_ms['p50']:.0f} ms")
     assert outcome.ok, f"{name}: failed measurement: {outcome.failure}"
     # The service's own count of the run is ab's: the stages describe exactly the requests that were timed.
@@ -54,6 +40,71 @@ def test_load(perf, selected, name, benchmark):
     assert {"queue", "parse", "decode", "total"} <= set(measurement.stages_ms), measurement.stages_ms
     assert measurement.at_c1 is not None, "no c=1 run"
     assert measurement.at_c1.outcome.ok, f"{name}: the c=1 run failed: {measurement.at_c1.outcome.failure}"
+
+
+@pytest.fixture(scope="class")
+def together(perf):
+    """The services up side by side for the tests of the class, removed after its last."""
+    with perf.side_by_side() as running:
+        yield running
+
+
+class TestSideBySide:
+    """Measurements that interleave the services, up together (one CPU limit each, one loaded at a time)."""
+
+    # One test per round and service (tests/perf/conftest.py orders them: round by round, the services rotating),
+    # so that pytest-benchmark's history holds each load run alone, not container starts or warm-ups.
+    def test_load_round(self, perf, together, selected, name, round_index, benchmark):
+        if failed := perf.round_failed(name):
+            pytest.skip(f"{name} failed an earlier round: {failed}")
+        outcome = benchmark.pedantic(perf.load_round, args=(together, name, round_index), rounds=1, iterations=1)
+        if report := outcome.report:
+            benchmark.extra_info.update(
+                {
+                    "round": round_index + 1,
+                    "rps": report.rps,
+                    "latency_ms": report.latency_ms,
+                    "failed": report.failed,
+                    "non_2xx": report.non_2xx,
+                    "requests": report.complete,
+                    "concurrency": report.concurrency,
+                    "cpus": perf.config.profile.cpus,
+                }
+            )
+        assert outcome.ok, f"{name}, round {round_index + 1}: failed measurement: {outcome.failure}"
+
+    def test_concurrency_sweep(self, perf, together):
+        sweep = perf.concurrency_sweep(together)
+        levels = list(perf.config.profile.sweep_concurrency)
+        assert {name: [p.concurrency for p in points] for name, points in sweep.items()} == dict.fromkeys(
+            perf.config.services, levels
+        )
+        failed = {name: [p.failure for p in points if p.failure] for name, points in sweep.items()}
+        assert not any(failed.values()), f"sweep levels that failed (reported as such): {failed}"
+
+    def test_open_loop(self, perf, together):
+        if not perf.best_rps():
+            pytest.skip("no best req/s to take fractions of: run the sweep or the rounds with it")
+        runs = perf.open_loop_runs(together)
+        assert set(runs) == set(perf.config.services), "a service without a best req/s to take fractions of"
+        for name, points in runs.items():
+            assert [p.fraction for p in points] == list(perf.config.profile.open_loop_fractions)
+            assert all(p.report is not None and p.report.latency_corrected for p in points), (name, points)
+
+    @pytest.mark.parametrize("name", SERVICES)
+    def test_capacity_under_a_latency_bound(self, perf, together, selected, name):
+        if name not in perf.best_rps():
+            pytest.skip(f"no best req/s of {name} to search under: run the sweep or the rounds with it")
+        capacity = perf.capacity_under_bound(together, name)
+        assert 2 <= len(capacity.probes) <= perf.config.profile.capacity_steps or capacity.rate is None
+        perf.progress(f"{name}: capacity {capacity.rate} req/s with p99 ≤ {perf.config.profile.slo_ms:g} ms")
+
+    def test_payload_sizes(self, perf, together):
+        sizes = perf.payload_sizes(together)
+        for name, points in sizes.items():
+            assert [(p.width, p.height) for p in points] == list(perf.config.profile.payload_sizes)
+            assert all(p.failure is None for p in points), (name, [p.failure for p in points])
+            assert all({"decode", "total"} <= set(p.stages_ms) for p in points), name
 
 
 @pytest.mark.parametrize("name", SERVICES)

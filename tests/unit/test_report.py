@@ -9,8 +9,9 @@ from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.stats_sampler import ResourceSamples
 from model_serving.perf.config import load_thresholds, parse_threshold_option, profile_with
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
+from model_serving.perf.rounds import Rounds
 from model_serving.report.breakdown import breakdowns
-from model_serving.report.document import ServiceResults, build_report, memory_growth
+from model_serving.report.document import ServiceResults, SideBySideResults, build_report, memory_growth
 from model_serving.report.ratios import evaluate, ratios
 from model_serving.report.store import save_report
 from model_serving.report.summary import render_summary
@@ -242,3 +243,59 @@ def test_against_the_usual_implementation_in_report_ratios_and_summary():
     assert "## Against the usual implementation" in summary
     assert "40.0 vs 20.0, 40.0 / 30.0 vs 20.0, 30.0" in summary
     assert "torch-usual: 3 failed requests" in summary
+
+
+def _ab_report(rps: float):
+    report = judge_ab_run(0, AB.replace("31.98", f"{rps:.2f}"), requested=200).report
+    assert report is not None
+    return report
+
+
+def test_load_rounds_give_intervals_paired_ratios_and_the_rps_assertion():
+    # onnx is 2× torch in every round while the machine's speed halves between rounds: pairing keeps the 2.
+    rounds = Rounds(
+        reports={
+            "torch-serving": [_ab_report(v) for v in (30.0, 15.0, 30.0)],
+            "onnx-serving": [_ab_report(v) for v in (60.0, 30.0, 60.0)],
+        }
+    )
+    results = {"torch-serving": _results(), "onnx-serving": _results(3.0)}
+    thresholds = {"rps.onnx_over_torch.min": 1.9}
+    report = build_report("r", "t", ENVIRONMENT, CONFIG, results, thresholds, together=SideBySideResults(rounds))
+    torch_rounds = report["services"]["torch-serving"]["rounds"]
+    assert torch_rounds["samples"]["rps"] == [30.0, 15.0, 30.0]
+    assert torch_rounds["rps"]["median"] == 30.0
+    assert torch_rounds["rps"]["low"] < torch_rounds["rps"]["centre"] < torch_rounds["rps"]["high"]
+    assert torch_rounds["rps"]["half_width"] > 0.3  # unpaired, the drift is spread
+    paired = report["ratio_intervals"]["rps"]["onnx_over_torch"]
+    assert paired["centre"] == paired["low"] == paired["high"] == 2.0  # paired, it is gone
+    # The rounds' ratio, not the single load run's (3.0), is what the assertion checks.
+    assert report["ratios"]["rps"]["onnx_over_torch"] == 2.0
+    (assertion,) = report["assertions"]
+    assert assertion["passed"] is True
+    assert assertion["interval"] == [2.0, 2.0]
+    summary = render_summary(report)
+    assert "## Load rounds" in summary
+    assert "onnx_over_torch 2.00 [2.00, 2.00]" in summary
+
+
+def test_a_failed_round_is_reported_and_not_dropped():
+    rounds = Rounds(
+        reports={"torch-serving": [_ab_report(30.0)], "onnx-serving": [_ab_report(60.0), _ab_report(50.0)]},
+        failures={"torch-serving": "round 2: 5 failed requests"},
+    )
+    results = {"torch-serving": _results(), "onnx-serving": _results()}
+    report = build_report("r", "t", ENVIRONMENT, CONFIG, results, {}, together=SideBySideResults(rounds))
+    assert report["services"]["torch-serving"]["rounds"]["failure"] == "round 2: 5 failed requests"
+    assert report["ratio_intervals"]["rps"]["onnx_over_torch"]["rounds"] == 1  # only the round both completed
+    assert "round 2: 5 failed requests" in render_summary(report)
+
+
+def test_interval_bound_checks_the_end_on_the_thresholds_side():
+    measured = {"rps": {"a": 1.5, "b": 0.5}}
+    intervals = {"rps": {"a": {"low": 1.1, "high": 1.9}, "b": {"low": 0.3, "high": 0.7}}}
+    thresholds = {"rps.a.min": 1.2, "rps.b.max": 0.6}
+    by_centre = {a["name"]: a["passed"] for a in evaluate(measured, thresholds, intervals, "centre")}
+    by_interval = {a["name"]: a["passed"] for a in evaluate(measured, thresholds, intervals, "interval")}
+    assert by_centre == {"rps.a.min": True, "rps.b.max": True}
+    assert by_interval == {"rps.a.min": False, "rps.b.max": False}

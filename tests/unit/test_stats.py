@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from model_serving.stats import ratio_interval, t_quantile_975
+from model_serving.stats import log_interval, ratio_interval, t_quantile_975
 
 pytestmark = pytest.mark.unit
 
@@ -25,6 +25,18 @@ def test_the_ratio_is_the_geometric_mean_of_the_paired_rounds():
     assert ratio_interval([(30.0, 10.0), (60.0, 20.0), (15.0, 5.0)]).low == pytest.approx(3.0)
     with pytest.raises(ValueError, match="positive"):
         ratio_interval([(10.0, 0.0)])
+
+
+def test_a_log_interval_is_around_the_geometric_mean_and_keeps_the_median():
+    interval = log_interval([10.0, 40.0, 20.0])
+    assert interval.centre == pytest.approx(20.0)
+    assert interval.median == 20.0
+    assert interval.low < 20.0 < interval.high
+    assert interval.low * interval.high == pytest.approx(400.0, rel=1e-3)  # symmetric on the log scale
+    assert log_interval([10.0, 10.0]).half_width == 0.0
+    assert log_interval([9.0, 11.0]).half_width > 0.0
+    with pytest.raises(ValueError, match="positive"):
+        log_interval([1.0, -1.0])
 
 
 def test_a_planted_20_percent_difference_is_caught_and_none_is_invented():

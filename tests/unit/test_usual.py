@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from model_serving.imagegen import synthetic_photo
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, PIXELS_NAME
 from model_serving.model.preprocessing import MEAN, STD
-from model_serving.usual.compare import round_order
+from model_serving.perf.rounds import rotated
 from model_serving.usual.graph import usual_graph
 
 pytestmark = pytest.mark.unit
@@ -55,5 +55,7 @@ def test_usual_graph_is_a_plain_resize_of_the_whole_image(width, height):
 
 
 def test_rounds_rotate_who_goes_first():
-    assert [round_order(i)[0] for i in range(4)] == ["ours", "usual", "usual_tuned", "ours"]
-    assert all(sorted(round_order(i)) == ["ours", "usual", "usual_tuned"] for i in range(3))
+    sides = ["ours", "usual", "usual_tuned"]
+    assert [rotated(sides, i)[0] for i in range(4)] == ["ours", "usual", "usual_tuned", "ours"]
+    assert all(sorted(rotated(sides, i)) == sides for i in range(3))
+    assert rotated([], 3) == ()

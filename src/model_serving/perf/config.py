@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,28 @@ class Profile:
     # "Where the time goes" at c=1: no queueing, so the stages add up to the service time.
     requests_c1: int = 100
     # "Against the usual implementation": paired ab runs, each service beside the usual way of writing its strategy.
-    usual_rounds: int = 2
-    usual_requests: int = 1000
+    # Rounds are cheap (the containers stay up), and more short rounds beat fewer long ones on a drifting machine.
+    usual_rounds: int = 3
+    usual_requests: int = 500
+    # "Load rounds": the services up side by side, R rounds of ab -n round_requests, interleaved (perf/rounds): the
+    # req/s and latency intervals and the paired ratios the rps assertions use.
+    rounds: int = 5
+    round_requests: int = 1000
+    # Concurrency sweep (closed loop, ab), beside the rounds: requests per level (at least 4 × c).
+    sweep_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    sweep_requests: int = 200
+    # Open loop (oha, latency corrected): fixed arrival rates as fractions of each service's best sweep req/s.
+    open_loop_fractions: tuple[float, ...] = (0.5, 0.8, 0.95)
+    open_loop_seconds: float = 10.0
+    open_loop_connections: int = 100
+    # Capacity under a latency bound: the highest arrival rate whose corrected p99 ≤ slo_ms, by bisection over
+    # [0.3, 1.2] × best req/s in capacity_steps open-loop runs of open_loop_seconds; a run is carried when the service
+    # keeps up with it (answers ≥ 95 % of the rate) within the bound (curves.meets_bound).
+    slo_ms: float = 1000.0
+    capacity_steps: int = 6
+    # Payload sizes: the same closed-loop load at photo-like JPEGs of these sizes (width, height).
+    payload_sizes: tuple[tuple[int, int], ...] = ((320, 240), (1200, 727), (1920, 1080))
+    size_requests: int = 300
 
 
 PROFILES = {
@@ -45,8 +65,17 @@ PROFILES = {
         in_process_seconds=3.0,
         memory_requests=500,
         requests_c1=30,
-        usual_rounds=1,
-        usual_requests=200,
+        usual_rounds=3,
+        usual_requests=150,
+        rounds=2,
+        round_requests=150,
+        sweep_concurrency=(1, 8, 32),
+        sweep_requests=40,
+        open_loop_fractions=(0.5, 0.9),
+        open_loop_seconds=3.0,
+        capacity_steps=3,
+        payload_sizes=((320, 240), (1200, 727)),
+        size_requests=60,
     ),
     # The README's main job: 11–16 minutes on a 2-core machine (11:19 in a fast hour, 15:36 in a slow one),
     # figures worth comparing.
@@ -62,6 +91,12 @@ PROFILES = {
         memory_requests=10000,
     ),
 }
+# The default profile over the full range of payload sizes (`--profile sizes`).
+PROFILES["sizes"] = replace(
+    PROFILES["default"],
+    name="sizes",
+    payload_sizes=((320, 240), (640, 480), (1200, 727), (1920, 1080), (4000, 3000)),
+)
 
 
 @dataclass(frozen=True)
@@ -70,25 +105,20 @@ class RunConfig:
     services: tuple[str, ...]
     payload: Path
     thresholds: dict[str, float]
+    # Which figure of a ratio with an interval a threshold is checked against: its centre, or the interval's end
+    # on the threshold's side (a .min against the low end, a .max against the high end).
+    ratio_bound: str = "centre"
 
     def describe(self) -> dict[str, Any]:
+        """The run's settings as the report records them: the profile's every field, then the run's own."""
+        settings = asdict(self.profile)
         return {
-            "profile": self.profile.name,
-            "requests": self.profile.requests,
-            "concurrency": self.profile.concurrency,
-            "startup_runs": self.profile.startup_runs,
-            "cpus": self.profile.cpus,
-            "in_process_seconds": self.profile.in_process_seconds,
-            "warmup_requests": self.profile.warmup_requests,
-            "held_concurrency": self.profile.held_concurrency,
-            "memory_requests": self.profile.memory_requests,
-            "memory_batches": self.profile.memory_batches,
-            "requests_c1": self.profile.requests_c1,
-            "usual_rounds": self.profile.usual_rounds,
-            "usual_requests": self.profile.usual_requests,
+            "profile": settings.pop("name"),
+            **settings,
             "services": list(self.services),
             "payload": str(self.payload),
             "thresholds": self.thresholds,
+            "ratio_bound": self.ratio_bound,
         }
 
 
@@ -99,6 +129,9 @@ def profile_with(
     cpus: float | None = None,
     startup_runs: int | None = None,
     memory_requests: int | None = None,
+    rounds: int | None = None,
+    payload_sizes: tuple[tuple[int, int], ...] | None = None,
+    slo_ms: float | None = None,
 ) -> Profile:
     """A named profile with any of its numbers overridden."""
     if name not in PROFILES:
@@ -109,6 +142,9 @@ def profile_with(
         "cpus": cpus,
         "startup_runs": startup_runs,
         "memory_requests": memory_requests,
+        "rounds": rounds,
+        "payload_sizes": payload_sizes,
+        "slo_ms": slo_ms,
     }
     return replace(PROFILES[name], **{k: v for k, v in overrides.items() if v is not None})
 
@@ -121,6 +157,15 @@ def load_thresholds(pyproject: Path, overrides: dict[str, float] | None = None) 
         thresholds.update({str(k): float(v) for k, v in table.items()})
     thresholds.update(overrides or {})
     return thresholds
+
+
+RATIO_BOUNDS = ("centre", "interval")
+
+
+def check_ratio_bound(value: str) -> str:
+    if value not in RATIO_BOUNDS:
+        raise ValueError(f"--ratio-bound {value!r}: choose {' or '.join(RATIO_BOUNDS)}")
+    return value
 
 
 def parse_threshold_option(text: str) -> tuple[str, float]:

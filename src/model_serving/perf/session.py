@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from model_serving.artifacts import SPLIT_FILES
+from model_serving.corpus import sized_payload_paths
+from model_serving.curves import Capacity
 from model_serving.docker.build import build_service_image
-from model_serving.docker.containers import run_service
+from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
@@ -21,7 +24,11 @@ from model_serving.perf.measure import (
     measure_load,
     measure_memory_over_requests,
 )
-from model_serving.report.document import ServiceResults, build_report
+from model_serving.perf.open_loop import OpenLoopPoint, OpenLoopSettings, run_capacity, run_open_loop
+from model_serving.perf.rounds import Rounds, Target, side_by_side
+from model_serving.perf.sizes import SizePoint, run_sizes
+from model_serving.perf.sweep import SweepPoint, run_sweep
+from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
 from model_serving.usual.build import USUAL, build_usual_image
@@ -42,6 +49,8 @@ class PerfRun:
     results: dict[str, ServiceResults] = field(default_factory=dict)
     report: dict[str, Any] | None = None
     report_folder: Path | None = None
+    # What was measured with the services side by side (one measurement of them all, perf/rounds.side_by_side).
+    together: SideBySideResults = field(default_factory=SideBySideResults)
 
     def __post_init__(self) -> None:
         self.run_id, self.created_at = new_run_id()
@@ -86,6 +95,94 @@ class PerfRun:
             return None
         preprocess, network = (model_file(self.model_dir, manifest, role).read_bytes() for role in SPLIT_FILES)
         return preprocess, network
+
+    @contextmanager
+    def side_by_side(self) -> Iterator[dict[str, RunningService]]:
+        """The services up together under the CPU limit, warmed up, for the measurements that interleave them."""
+        profile = self.config.profile
+        targets = {name: Target(name, self.results_for(name).image.tag) for name in self.config.services}
+        with side_by_side(
+            targets, profile.cpus, self.body, profile.concurrency, profile.warmup_requests, self.progress
+        ) as running:
+            yield running
+
+    def load_round(self, running: Mapping[str, RunningService], name: str, index: int) -> LoadOutcome:
+        """Round ``index`` of the interleaved load rounds for one service (the perf tests call them in the rotated
+        order perf/rounds.rotated gives, so that each round's runs of the services are back to back)."""
+        profile = self.config.profile
+        if self.together.rounds is None:
+            self.together.rounds = Rounds({name: [] for name in running})
+        self.progress(
+            f"{name}: round {index + 1}/{profile.rounds}, ab -n {profile.round_requests} -c {profile.concurrency}"
+        )
+        outcome = run_ab(
+            f"{running[name].base_url}/predict/",
+            self.body,
+            profile.round_requests,
+            profile.concurrency,
+            name,
+            self.progress,
+        )
+        self.together.rounds.record(name, outcome, index)
+        return outcome
+
+    def round_failed(self, name: str) -> str | None:
+        return self.together.rounds.failures.get(name) if self.together.rounds else None
+
+    def concurrency_sweep(self, running: Mapping[str, RunningService]) -> dict[str, list[SweepPoint]]:
+        profile = self.config.profile
+        self.progress(f"concurrency sweep: c = {', '.join(map(str, profile.sweep_concurrency))}")
+        self.together.sweep = run_sweep(
+            running, self.body, profile.sweep_concurrency, profile.sweep_requests, self.progress
+        )
+        return self.together.sweep
+
+    def best_rps(self) -> dict[str, float]:
+        """Each service's best closed-loop req/s: the sweep's best level, else the rounds' centre."""
+        best: dict[str, float] = {}
+        for name, points in (self.together.sweep or {}).items():
+            if rates := [p.rps for p in points if p.rps is not None and not p.failure]:
+                best[name] = max(rates)
+        for name, reports in (rounds.reports if (rounds := self.together.rounds) else {}).items():
+            if name not in best and reports:
+                best[name] = max(r.rps for r in reports)
+        return best
+
+    def _open_loop_settings(self) -> OpenLoopSettings:
+        profile = self.config.profile
+        return OpenLoopSettings(profile.open_loop_seconds, profile.open_loop_connections)
+
+    def open_loop_runs(self, running: Mapping[str, RunningService]) -> dict[str, list[OpenLoopPoint]]:
+        profile = self.config.profile
+        self.progress(f"open loop: {', '.join(f'{f:g}' for f in profile.open_loop_fractions)} × best req/s")
+        self.together.open_loop = run_open_loop(
+            running, self.body, self.best_rps(), profile.open_loop_fractions, self._open_loop_settings(), self.progress
+        )
+        return self.together.open_loop
+
+    def capacity_under_bound(self, running: Mapping[str, RunningService], name: str) -> Capacity:
+        profile = self.config.profile
+        best = self.best_rps()[name]
+        self.progress(
+            f"{name}: capacity with p99 ≤ {profile.slo_ms:g} ms, {profile.capacity_steps} probes in "
+            f"[0.3, 1.2] × {best:.1f} req/s"
+        )
+        self.together.capacity[name] = run_capacity(
+            running[name],
+            self.body,
+            best,
+            profile.slo_ms,
+            profile.capacity_steps,
+            self._open_loop_settings(),
+            self.progress,
+        )
+        return self.together.capacity[name]
+
+    def payload_sizes(self, running: Mapping[str, RunningService]) -> dict[str, list[SizePoint]]:
+        profile = self.config.profile
+        payloads = [(w, h, sized_payload_paths(w, h)[1]) for w, h in profile.payload_sizes]
+        self.together.sizes = run_sizes(running, payloads, profile.size_requests, profile.concurrency, self.progress)
+        return self.together.sizes
 
     def load_held(self, service: str) -> LoadOutcome:
         """ab at the profile's held concurrency (at least as many requests): no failure allowed, nothing kept."""
@@ -146,7 +243,14 @@ class PerfRun:
         source = manifest.get("source") or manifest.get("recipe", {}).get("source")
         model = {"model_id": manifest["model_id"], "source": source, "directory": str(self.model_dir)}
         self.report = build_report(
-            self.run_id, self.created_at, environment(), self.config.describe(), ordered, self.config.thresholds, model
+            self.run_id,
+            self.created_at,
+            environment(),
+            self.config.describe(),
+            ordered,
+            self.config.thresholds,
+            model,
+            self.together,
         )
         self.report_folder = save_report(self.report, self.reports_dir)
         self.progress(f"report written to {self.report_folder}")

@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model_serving.curves import Capacity, knee
 from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import AbReport
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
+from model_serving.perf.open_loop import OpenLoopPoint
+from model_serving.perf.rounds import Rounds
+from model_serving.perf.sizes import SizePoint
+from model_serving.perf.sweep import SweepPoint
 from model_serving.report.breakdown import PARTS
-from model_serving.report.ratios import evaluate, ratios
-from model_serving.stats import Interval, summary
+from model_serving.report.ratios import PAIRS, evaluate, ratios
+from model_serving.stats import Interval, log_interval, ratio_interval, summary
 from model_serving.usual.compare import UsualComparison
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -39,6 +44,17 @@ class ServiceResults:
     load: LoadMeasurement | None = None
     memory_over_requests: MemoryOverRequests | None = None
     against_usual: UsualComparison | None = None
+
+
+@dataclass
+class SideBySideResults:
+    """What the perf tests measured with the services up together (perf/rounds.side_by_side)."""
+
+    rounds: Rounds | None = None
+    sweep: dict[str, list[SweepPoint]] | None = None
+    open_loop: dict[str, list[OpenLoopPoint]] | None = None
+    capacity: dict[str, Capacity] = field(default_factory=dict)
+    sizes: dict[str, list[SizePoint]] | None = None
 
 
 def _load_figures(report: AbReport) -> dict[str, Any]:
@@ -95,9 +111,111 @@ def _at_c1_section(run: StagedRun) -> dict[str, Any]:
 
 
 def _interval_figure(interval: Interval | None) -> dict[str, float | int] | None:
+    """centre: the geometric mean the 95 % interval [low, high] is around; median: the rounds' own."""
     if interval is None:
         return None
-    return {"median": interval.centre, "low": interval.low, "high": interval.high, "rounds": interval.samples}
+    return {
+        "centre": interval.centre,
+        "low": interval.low,
+        "high": interval.high,
+        "median": interval.median,
+        "rounds": interval.samples,
+        "half_width": round(interval.half_width, 4),
+    }
+
+
+#: What a load round records per service: ab's req/s and two of its latency percentiles.
+ROUND_FIGURES = {
+    "rps": lambda r: r.rps,
+    "p50_ms": lambda r: r.latency_ms["p50"],
+    "p99_ms": lambda r: r.latency_ms["p99"],
+}
+
+
+def _rounds_section(reports: list[AbReport], failure: str | None) -> dict[str, Any]:
+    samples = {name: [figure(report) for report in reports] for name, figure in ROUND_FIGURES.items()}
+    section: dict[str, Any] = {name: _interval_figure(log_interval(v)) if v else None for name, v in samples.items()}
+    return {**section, "samples": samples, "failure": failure}
+
+
+def _sweep_section(points: list[SweepPoint]) -> dict[str, Any]:
+    completed = [(p.concurrency, p.rps) for p in points if p.rps is not None and not p.failure]
+    return {
+        "points": [
+            {
+                "concurrency": p.concurrency,
+                "requests": p.requests,
+                "rps": p.rps,
+                "latency_ms": p.latency_ms,
+                "errors": p.errors,
+                "failure": p.failure,
+            }
+            for p in points
+        ],
+        "best_rps": max((rps for _, rps in completed), default=None),
+        "knee_concurrency": knee(completed),
+    }
+
+
+def _open_loop_point(point: OpenLoopPoint) -> dict[str, Any]:
+    report = point.report
+    return {
+        "fraction_of_best": point.fraction,
+        "rate": point.rate,
+        "achieved_rps": round(report.achieved_rate_per_s, 2) if report else None,
+        "latency_corrected": report.latency_corrected if report else None,
+        "latency_ms": asdict(report.latency) if report and report.latency else None,
+        "requests": report.requests if report else None,
+        "errors": report.errors if report else None,
+        "non_2xx": report.non_2xx if report else None,
+        "failure": point.failure,
+    }
+
+
+def _capacity_section(capacity: Capacity, slo_ms: float) -> dict[str, Any]:
+    return {
+        "slo_ms": slo_ms,
+        "rate": capacity.rate,
+        "bracket": list(capacity.bracket),
+        "at_least": capacity.at_least,
+        "probes": [asdict(probe) for probe in capacity.probes],
+    }
+
+
+def _size_point(point: SizePoint) -> dict[str, Any]:
+    return {
+        "width": point.width,
+        "height": point.height,
+        "megapixels": round(point.megapixels, 3),
+        "body_bytes": point.body_bytes,
+        "rps": point.rps,
+        "stages_ms": point.stages_ms,
+        "failure": point.failure,
+    }
+
+
+def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any], slo_ms: float) -> None:
+    """Each service's figures from the side-by-side measurements, into its section."""
+    for name, section in services.items():
+        if together.rounds is not None and name in together.rounds.reports:
+            section["rounds"] = _rounds_section(together.rounds.reports[name], together.rounds.failures.get(name))
+        if together.sweep and name in together.sweep:
+            section["sweep"] = _sweep_section(together.sweep[name])
+        if together.open_loop and name in together.open_loop:
+            section["open_loop"] = [_open_loop_point(p) for p in together.open_loop[name]]
+        if name in together.capacity:
+            section["capacity"] = _capacity_section(together.capacity[name], slo_ms)
+        if together.sizes and name in together.sizes:
+            section["sizes"] = [_size_point(p) for p in together.sizes[name]]
+
+
+def rounds_ratio_intervals(rounds: Rounds) -> dict[str, dict[str, float | int] | None]:
+    """Each ratio of PAIRS over the rounds both services completed (paired: one moment each)."""
+    return {
+        name: _interval_figure(ratio_interval(pairs)) if (pairs := rounds.paired(top, bottom)) else None
+        for name, (top, bottom) in PAIRS.items()
+        if top in rounds.reports and bottom in rounds.reports
+    }
 
 
 def _against_usual_section(compared: UsualComparison) -> dict[str, Any]:
@@ -171,14 +289,21 @@ def build_report(
     results: Mapping[str, ServiceResults],
     thresholds: Mapping[str, float],
     model: Mapping[str, Any] | None = None,
+    together: SideBySideResults | None = None,
 ) -> dict[str, Any]:
     cpus = float(config["cpus"])
     services = {name: service_section(r, cpus) for name, r in results.items()}
+    together = together or SideBySideResults()
+    _side_by_side_sections(together, services, float(config.get("slo_ms", 0.0)))
+    intervals: dict[str, dict[str, Any]] = {}
+    if together.rounds is not None:
+        intervals["rps"] = rounds_ratio_intervals(together.rounds)
     metrics = {
         "rps": ("load", "rps"),
         "image_size_mb": ("image", "size_mb"),
         "startup_s": ("startup_s", "median"),
         "memory_mb": ("memory_mb", "peak"),
+        "capacity_rps": ("capacity", "rate"),
     }
     all_ratios = {
         metric: ratios({name: _figure(section, *path) for name, section in services.items()})
@@ -206,11 +331,16 @@ def build_report(
     # Requests per second of the service ÷ the usual implementation of its strategy (as written; with threads = the
     # CPU limit), paired rounds.
     for metric, key in (("over_usual", "ratio"), ("over_usual_tuned", "ratio_tuned")):
-        all_ratios[metric] = {
-            name: ratio
+        intervals[metric] = {
+            name: figure
             for name, section in services.items()
-            if (ratio := _figure(section, "against_usual", key, "median"))
+            if isinstance(figure := section.get("against_usual", {}).get(key), Mapping)
         }
+    # A ratio measured over rounds is their centre (the single load run's ratio stays in the services' sections).
+    for metric, by_name in intervals.items():
+        all_ratios.setdefault(metric, {}).update(
+            {name: figure["centre"] for name, figure in by_name.items() if figure is not None}
+        )
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -220,5 +350,6 @@ def build_report(
         "model": dict(model or {}),
         "services": services,
         "ratios": all_ratios,
-        "assertions": evaluate(all_ratios, thresholds),
+        "ratio_intervals": intervals,
+        "assertions": evaluate(all_ratios, thresholds, intervals, str(config.get("ratio_bound", "centre"))),
     }

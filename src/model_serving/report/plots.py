@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from model_serving.report.breakdown import OTHER, PARTS, breakdowns
-from model_serving.report.summary import PLOT_NAME
+from model_serving.report.markdown import PLOT_NAME, SIZES_PLOT_NAME, SWEEP_PLOT_NAME
 
 PERCENTILES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "max")
 COLOURS = {"torch-serving": "#d62728", "onnx-serving": "#1f77b4", "rust-onnx-serving": "#2ca02c"}
@@ -111,4 +111,46 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
         names = [n for n, s in services.items() if s.get("startup_s")]
         if names:
             axes.boxplot([services[n]["startup_s"]["samples"] for n in names], tick_labels=names)
+    if any("sweep" in s for s in services.values()):
+        paths["sweep"] = folder / SWEEP_PLOT_NAME
+        _latency_against_throughput(paths["sweep"], services)
+    if any("sizes" in s for s in services.values()):
+        paths["sizes"] = folder / SIZES_PLOT_NAME
+        _throughput_against_size(paths["sizes"], services)
     return list(paths.values())
+
+
+def _latency_against_throughput(path: Path, services: Mapping[str, Any]) -> None:
+    """The sweep: p50 (solid) and p99 (dashed) against req/s, one line per service, each point labelled with c."""
+    with _figure(path, "Concurrency sweep: latency against throughput", "latency ms (log)", (8, 5)) as axes:
+        for name, s in services.items():
+            points = [p for p in s.get("sweep", {}).get("points", []) if p["rps"] is not None and p["latency_ms"]]
+            rps = [p["rps"] for p in points]
+            for key, style in (("p50", "-"), ("p99", "--")):
+                latency = [p["latency_ms"][key] for p in points]
+                axes.plot(rps, latency, style, marker="o", color=COLOURS.get(name), label=f"{name} {key}")
+                for p, x, y in zip(points, rps, latency, strict=True):
+                    axes.annotate(
+                        f"c={p['concurrency']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
+                    )
+        axes.set_xlabel("requests per second")
+        if axes.get_lines():
+            axes.set_yscale("log")
+            axes.legend(fontsize=8, loc="upper left")
+
+
+def _throughput_against_size(path: Path, services: Mapping[str, Any]) -> None:
+    with _figure(path, "Throughput against payload size", "requests per second") as axes:
+        for name, s in services.items():
+            points = [p for p in s.get("sizes", []) if p["rps"] is not None]
+            axes.plot(
+                [p["megapixels"] for p in points],
+                [p["rps"] for p in points],
+                marker="o",
+                label=name,
+                color=COLOURS.get(name),
+            )
+        axes.set_xlabel("megapixels (log)")
+        if axes.get_lines():
+            axes.set_xscale("log")
+            axes.legend()

@@ -23,19 +23,40 @@ def ratios(figures: Mapping[str, float | None]) -> dict[str, float]:
     return result
 
 
-def evaluate(all_ratios: Mapping[str, Mapping[str, float]], thresholds: Mapping[str, float]) -> list[dict[str, Any]]:
-    """One assertion per threshold ``<metric>.<ratio>.<min|max>``; a ratio not measured is reported, not passed."""
+def evaluate(
+    all_ratios: Mapping[str, Mapping[str, float]],
+    thresholds: Mapping[str, float],
+    intervals: Mapping[str, Mapping[str, Mapping[str, Any] | None]] | None = None,
+    bound_on: str = "centre",
+) -> list[dict[str, Any]]:
+    """One assertion per threshold ``<metric>.<ratio>.<min|max>``; a ratio not measured is reported, not passed.
+
+    A ratio with an interval (``intervals[metric][ratio]``: low, high) is checked, with ``bound_on="interval"``,
+    at the interval's end on the threshold's side: a .min must hold for the low end, a .max for the high end.
+    """
     results = []
     for key, threshold in sorted(thresholds.items()):
         metric, ratio, bound = key.rsplit(".", 2)
-        measured = all_ratios.get(metric, {}).get(ratio)
         if bound not in ("min", "max"):
             raise ValueError(f"threshold {key!r} must end in .min or .max")
-        passed = None if measured is None else (measured >= threshold if bound == "min" else measured <= threshold)
-        results.append({"name": key, "measured": measured, "threshold": threshold, "passed": passed})
+        measured = all_ratios.get(metric, {}).get(ratio)
+        interval = (intervals or {}).get(metric, {}).get(ratio)
+        checked = measured
+        if bound_on == "interval" and interval is not None:
+            checked = interval["low"] if bound == "min" else interval["high"]
+        passed = None if checked is None else (checked >= threshold if bound == "min" else checked <= threshold)
+        entry: dict[str, Any] = {"name": key, "measured": measured, "threshold": threshold, "passed": passed}
+        if interval is not None:
+            entry["interval"] = [interval["low"], interval["high"]]
+            entry["checked"] = checked
+        results.append(entry)
     return results
 
 
 def describe_failure(assertion: Mapping[str, Any]) -> str:
     sign = ">=" if assertion["name"].endswith(".min") else "<="
-    return f"{assertion['name']}: measured {assertion['measured']}, required {sign} {assertion['threshold']}"
+    where = ""
+    if "interval" in assertion:
+        low, high = assertion["interval"]
+        where = f" [95 % interval {low}, {high}; checked {assertion['checked']}]"
+    return f"{assertion['name']}: measured {assertion['measured']}{where}, required {sign} {assertion['threshold']}"

@@ -6,21 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from model_serving.report.breakdown import OTHER, PARTS, breakdowns
-
-PLOT_NAME = "where_the_time_goes.png"
-
-
-def _cell(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+from model_serving.report.markdown import PLOT_NAME, cell, interval_cell, table
+from model_serving.report.side_by_side import headline, side_by_side_sections
 
 
 def _model_line(model: Mapping[str, Any]) -> list[str]:
@@ -51,10 +38,10 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
                 [
                     f"`{name}`",
                     row.label,
-                    *(_cell(parts.get(stage), 2) for stage in PARTS),
-                    _cell(row.other_ms, 2),
-                    _cell(row.total_ms, 2),
-                    _cell(row.latency_ms, 2),
+                    *(cell(parts.get(stage), 2) for stage in PARTS),
+                    cell(row.other_ms, 2),
+                    cell(row.total_ms, 2),
+                    cell(row.latency_ms, 2),
                 ]
             )
     if not rows:
@@ -65,7 +52,7 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
         if (s.get("at_c1") or {}).get("coverage") is not None
     ]
     lines = ["", "## Where the time goes", ""]
-    lines += _table(["service", "measured", *PARTS, OTHER, "total (server)", "latency"], rows)
+    lines += table(["service", "measured", *PARTS, OTHER, "total (server)", "latency"], rows)
     lines += [
         "",
         "Mean milliseconds per request. Served rows: the stages from the service's own `/metrics` over the ab run "
@@ -84,13 +71,6 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _interval_cell(figure: Mapping[str, Any]) -> str:
-    """``median [low, high]``, or the median alone from one round (no interval)."""
-    if figure["rounds"] < 2:
-        return f"{figure['median']:.2f} (1 round)"
-    return f"{figure['median']:.2f} [{figure['low']:.2f}, {figure['high']:.2f}]"
-
-
 def _against_usual(services: Mapping[str, Any]) -> list[str]:
     compared = {name: s["against_usual"] for name, s in services.items() if "against_usual" in s}
     if not compared:
@@ -104,9 +84,9 @@ def _against_usual(services: Mapping[str, Any]) -> list[str]:
                 f"`{name}`",
                 f"`{c['usual']}`: {c['description']}",
                 rounds or "–",
-                _interval_cell(c["ratio"]) if c["ratio"] is not None else failed,
-                _interval_cell(c["ratio_tuned"]) if c["ratio_tuned"] is not None else failed,
-                _cell(c["max_abs_dp"], 4),
+                interval_cell(c["ratio"]) if c["ratio"] is not None else failed,
+                interval_cell(c["ratio_tuned"]) if c["ratio_tuned"] is not None else failed,
+                cell(c["max_abs_dp"], 4),
             ]
         )
     lines = ["", "## Against the usual implementation", ""]
@@ -118,10 +98,11 @@ def _against_usual(services: Mapping[str, Any]) -> list[str]:
         "ours ÷ usual, threads = CPU limit",
         "max |Δp|",
     ]
-    lines += _table(header, rows)
+    lines += table(header, rows)
     lines += [
         "",
-        "Same CPU limit, payload and concurrency, one container at a time, rounds interleaved; ratio = geometric mean"
+        "Same CPU limit, payload and concurrency; the three containers stay up, ab loads one at a time, the order"
+        " rotating each round; ratio = geometric mean"
         " of the rounds' ours ÷ usual, [95 % interval: t on the log ratios of the paired rounds]. The usual"
         " implementation runs as written (its libraries' default threads) and with THREADS = the CPU limit."
         " max |Δp|: the two answers' probabilities on the payload (the usual ones do not keep the preprocessing"
@@ -140,6 +121,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
         f"{config['cpus']} CPU per service, {config['startup_runs']} start-ups; payload `{config['payload']}`.",
         f"Host: {env['host_cpu']}, {env['host_cores']} cores; Docker {env['docker_engine']}; {env['ab']}.",
         *_model_line(report.get("model") or {}),
+        *headline(report),
         "",
         "## Performance",
         "",
@@ -150,18 +132,18 @@ def render_summary(report: Mapping[str, Any]) -> str:
         rows.append(
             [
                 f"`{name}`",
-                _cell(load.get("rps")),
-                _cell(load.get("time_per_request_ms")),
-                *(_cell(latency.get(k), 0) for k in ("p50", "p90", "p95", "p99", "max")),
-                _cell(s.get("memory_mb", {}).get("mean")),
-                _cell(s.get("memory_mb", {}).get("peak")),
-                _cell(s.get("cpu_percent", {}).get("mean"), 0),
-                _cell(s.get("in_process_rps")),
-                _cell(s.get("efficiency"), 2),
+                cell(load.get("rps")),
+                cell(load.get("time_per_request_ms")),
+                *(cell(latency.get(k), 0) for k in ("p50", "p90", "p95", "p99", "max")),
+                cell(s.get("memory_mb", {}).get("mean")),
+                cell(s.get("memory_mb", {}).get("peak")),
+                cell(s.get("cpu_percent", {}).get("mean"), 0),
+                cell(s.get("in_process_rps")),
+                cell(s.get("efficiency"), 2),
                 f"{s.get('workers', '–')}×{s.get('threads', '–')}",
             ]
         )
-    lines += _table(
+    lines += table(
         [
             "service",
             "req/s",
@@ -183,19 +165,20 @@ def render_summary(report: Mapping[str, Any]) -> str:
     failures = [f"- `{n}`: {s['load']['failure']}" for n, s in services.items() if s.get("load", {}).get("failure")]
     if failures:
         lines += ["", "**Failed measurements** (not slow results):", *failures]
+    lines += side_by_side_sections(report)
     lines += _where_the_time_goes(services)
     lines += _against_usual(services)
     lines += ["", "## Deployment", ""]
     rows = [
         [
             f"`{name}`",
-            _cell(s["image"]["size_mb"]),
-            *(_cell(s.get("startup_s", {}).get(k), 3) for k in ("median", "min", "max")),
+            cell(s["image"]["size_mb"]),
+            *(cell(s.get("startup_s", {}).get(k), 3) for k in ("median", "min", "max")),
             str(len(s.get("startup_s", {}).get("samples", []))),
         ]
         for name, s in services.items()
     ]
-    lines += _table(["service", "image MB", "start-up median s", "min s", "max s", "runs"], rows)
+    lines += table(["service", "image MB", "start-up median s", "min s", "max s", "runs"], rows)
     grown = {n: s["memory_over_requests"] for n, s in services.items() if "memory_over_requests" in s}
     if grown:
         lines += ["", "## Memory over requests", ""]
@@ -204,23 +187,35 @@ def render_summary(report: Mapping[str, Any]) -> str:
                 f"`{name}`",
                 " → ".join(f"{mb:.1f}" for _, mb in m["points"]),
                 " / ".join(str(served) for served, _ in m["points"]),
-                _cell(m["growth"], 3) if m["growth"] is not None else (m["failure"] or "–"),
+                cell(m["growth"], 3) if m["growth"] is not None else (m["failure"] or "–"),
             ]
             for name, m in grown.items()
         ]
-        lines += _table(["service", "MB at rest", "after requests", "growth (last ÷ after 1st batch)"], rows)
+        lines += table(["service", "MB at rest", "after requests", "growth (last ÷ after 1st batch)"], rows)
     lines += ["", "## Ratios", ""]
     metrics = ("rps", "image_size_mb", "startup_s", "memory_mb")
     names = sorted({ratio for metric in metrics for ratio in report["ratios"].get(metric, {})})
-    rows = [[name, *(_cell(report["ratios"].get(m, {}).get(name), 3) for m in metrics)] for name in names]
-    lines += _table(["ratio", "req/s", "image size", "start-up (median)", "memory (peak)"], rows)
+    rows = [[name, *(cell(report["ratios"].get(m, {}).get(name), 3) for m in metrics)] for name in names]
+    lines += table(["ratio", "req/s", "image size", "start-up (median)", "memory (peak)"], rows)
     if report["assertions"]:
         lines += ["", "## Assertions", ""]
         verdict = {True: "pass", False: "**FAIL**", None: "not measured"}
         rows = [
-            [a["name"], _cell(a["measured"], 3), _cell(a["threshold"], 3), verdict[a["passed"]]]
+            [
+                a["name"],
+                cell(a["measured"], 3),
+                "[{:.3f}, {:.3f}]".format(*a["interval"]) if "interval" in a else "–",
+                cell(a["threshold"], 3),
+                verdict[a["passed"]],
+            ]
             for a in report["assertions"]
         ]
-        lines += _table(["threshold", "measured", "limit", "result"], rows)
+        lines += table(["threshold", "measured", "95 % interval", "limit", "result"], rows)
+        bound = report["config"].get("ratio_bound", "centre")
+        lines += [
+            "",
+            f"Checked against: the {'interval end on the limit side' if bound == 'interval' else 'measured centre'}"
+            " (--ratio-bound).",
+        ]
     lines += ["", "Efficiency = req/s ÷ (in-process req/s on one thread × CPU limit).", ""]
     return "\n".join(lines)

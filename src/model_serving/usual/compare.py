@@ -1,5 +1,10 @@
-"""Each service beside the usual implementation of its strategy: same CPU limit, same payload, same ab run, one
-container at a time, in interleaved rounds (the order rotates each round) so that the machine's drift falls on all.
+"""Each service beside the usual implementation of its strategy: same CPU limit, same payload, same ab run, in
+interleaved rounds (the order rotates each round) so that the machine's drift falls on all.
+
+The three containers (ours, the usual one as written, the usual one tuned) are started and warmed once and stay up
+for all the rounds (model_serving.perf.rounds); ab loads one at a time while the others idle. So a round is three
+ab runs back to back, seconds apart, not three container starts: a ratio pairs measurements of one moment, which
+on this machine (its speed drifts within minutes) is what makes it hold from run to run.
 
 The usual implementation runs twice: as written (its libraries' default threads: one per core the container sees,
 which on a CPU limit below the core count oversubscribes) and with ``THREADS`` = the CPU limit, the one setting
@@ -17,9 +22,8 @@ import numpy as np
 
 from model_serving.client import predict_probabilities
 from model_serving.docker.build import BuiltImage
-from model_serving.docker.containers import run_service
-from model_serving.load.ab_runner import run_ab
-from model_serving.perf.measure import warm_up, warm_up_at_concurrency
+from model_serving.docker.containers import RunningService
+from model_serving.perf.rounds import Target, run_rounds
 from model_serving.stats import Interval, ratio_interval
 
 Progress = Callable[[str], None]
@@ -50,12 +54,6 @@ class UsualComparison:
 SIDES = ("ours", "usual", "usual_tuned")
 
 
-def round_order(index: int) -> tuple[str, ...]:
-    """The order of the sides in round ``index``: rotated, so no side always has the fresher machine."""
-    shift = index % len(SIDES)
-    return SIDES[shift:] + SIDES[:shift]
-
-
 def compare_with_usual(
     service: str,
     ours_tag: str,
@@ -70,34 +68,27 @@ def compare_with_usual(
     warmup_requests: int,
     progress: Progress,
 ) -> UsualComparison:
-    """``rounds`` paired ab runs of the two images; a failed run ends it with ``failure`` set."""
+    """``rounds`` rounds of one ab run per side (SIDES), the three containers up throughout; a failed run ends it
+    with ``failure`` set."""
     comparison = UsualComparison(usual, description)
-    tags = {"ours": ours_tag, "usual": usual.tag, "usual_tuned": usual.tag}
-    environments = {"usual_tuned": {"THREADS": str(max(1, round(cpus)))}}
-    body = body_path.read_bytes()
+    labels = dict(zip(SIDES, (service, comparison.usual, f"{comparison.usual} (THREADS=CPU limit)"), strict=True))
+    targets = {
+        labels["ours"]: Target(service, ours_tag),
+        labels["usual"]: Target(service, usual.tag),
+        labels["usual_tuned"]: Target(service, usual.tag, {"THREADS": str(max(1, round(cpus)))}),
+    }
     answers: dict[str, np.ndarray] = {}
-    for index in range(rounds):
-        measured: dict[str, float] = {}
-        for side in round_order(index):
-            label = {"ours": service, "usual": comparison.usual}.get(side, f"{comparison.usual} (THREADS=CPU limit)")
-            progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency} at {cpus} CPU")
-            with run_service(service, tags[side], cpus, environments.get(side)) as running:
-                warm_up(running, body, warmup_requests)
-                warm_up_at_concurrency(running, body_path, concurrency)
-                if side not in answers:
-                    with httpx.Client() as client:
-                        answers[side] = predict_probabilities(running.base_url, jpeg, client)
-                outcome = run_ab(f"{running.base_url}/predict/", body_path, requests, concurrency, label, progress)
-            if not outcome.ok or outcome.report is None:
-                comparison.failure = f"{label}: {outcome.failure}"
-                return comparison
-            measured[side] = outcome.report.rps
-        comparison.rounds.append(measured)
-        progress(
-            f"{service}: {measured['ours']:.1f} req/s, {comparison.usual}: {measured['usual']:.1f} req/s as written, "
-            f"{measured['usual_tuned']:.1f} req/s with THREADS = CPU limit"
-        )
-    ours, usual = answers["ours"], answers["usual"]
-    comparison.max_abs_dp = round(float(np.abs(ours - usual).max()), 6)
-    comparison.same_prediction = bool(np.argmax(ours) == np.argmax(usual))
+
+    def ask(label: str, running: RunningService) -> None:
+        with httpx.Client() as client:
+            answers[label] = predict_probabilities(running.base_url, jpeg, client)
+
+    measured = run_rounds(targets, cpus, body_path, requests, concurrency, rounds, warmup_requests, progress, ask)
+    if measured.failures:
+        comparison.failure = "; ".join(f"{label}: {failure}" for label, failure in measured.failures.items())
+        return comparison
+    comparison.rounds = [{side: measured.reports[labels[side]][index].rps for side in SIDES} for index in range(rounds)]
+    ours, usual_answer = answers[labels["ours"]], answers[labels["usual"]]
+    comparison.max_abs_dp = round(float(np.abs(ours - usual_answer).max()), 6)
+    comparison.same_prediction = bool(np.argmax(ours) == np.argmax(usual_answer))
     return comparison

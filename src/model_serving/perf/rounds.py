@@ -1,0 +1,131 @@
+"""Interleaved rounds: several containers started and warmed once, then R rounds of one ab run each, the order
+rotating from round to round, so that a slow minute of this machine falls on every target and not on one.
+
+Targets are what is compared: the three services (the load rounds), or one service beside the usual
+implementation of its strategy (model_serving.usual.compare). The containers idle while another is loaded: each
+has its own CPU limit, and an idle service takes next to no CPU, so the measured one is not disturbed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from model_serving.docker.containers import RunningService, run_service
+from model_serving.load.ab_parser import AbReport, LoadOutcome
+from model_serving.load.ab_runner import run_ab
+from model_serving.perf.measure import warm_up, warm_up_at_concurrency
+
+Progress = Callable[[str], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A container to load: the service whose API and port it has, its image, and environment overrides."""
+
+    service: str
+    image: str
+    env: Mapping[str, str] | None = None
+
+
+@dataclass
+class Rounds:
+    """ab's report of each completed round per target; a target whose run failed is measured no further."""
+
+    reports: dict[str, list[AbReport]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def record(self, label: str, outcome: LoadOutcome, index: int) -> None:
+        """Keep round ``index``'s run of ``label``: its report, or why it failed (the target is measured no further)."""
+        if outcome.ok and outcome.report is not None:
+            self.reports.setdefault(label, []).append(outcome.report)
+        else:
+            self.reports.setdefault(label, [])
+            self.failures[label] = f"round {index + 1}: {outcome.failure}"
+
+    def paired(self, first: str, second: str) -> list[tuple[float, float]]:
+        """req/s of ``first`` and ``second`` in the rounds both completed (a round's two runs are minutes apart at
+        most, so their ratio is of one moment)."""
+        return [(a.rps, b.rps) for a, b in zip(self.reports.get(first, []), self.reports.get(second, []), strict=False)]
+
+
+def rotated(items: Sequence[T], index: int) -> tuple[T, ...]:
+    """``items`` in round ``index``'s order: rotated by one each round, so no target always has the fresher
+    machine or always follows the same one."""
+    if not items:
+        return ()
+    shift = index % len(items)
+    return (*items[shift:], *items[:shift])
+
+
+@contextmanager
+def side_by_side(
+    targets: Mapping[str, Target],
+    cpus: float,
+    body_path: Path,
+    concurrency: int,
+    warmup_requests: int,
+    progress: Progress,
+    on_ready: Callable[[str, RunningService], None] | None = None,
+) -> Iterator[dict[str, RunningService]]:
+    """Every target started under ``cpus`` and warmed up (``on_ready`` sees each once it is warm); all
+    containers are removed in all cases."""
+    body = body_path.read_bytes()
+    with ExitStack() as stack:
+        running: dict[str, RunningService] = {}
+        for label, target in targets.items():
+            progress(f"{label}: starting and warming up at {cpus} CPU")
+            running[label] = stack.enter_context(run_service(target.service, target.image, cpus, target.env))
+            warm_up(running[label], body, warmup_requests)
+            warm_up_at_concurrency(running[label], body_path, concurrency)
+            if on_ready is not None:
+                on_ready(label, running[label])
+        yield running
+
+
+def run_rounds(
+    targets: Mapping[str, Target],
+    cpus: float,
+    body_path: Path,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    warmup_requests: int,
+    progress: Progress,
+    on_ready: Callable[[str, RunningService], None] | None = None,
+) -> Rounds:
+    """The targets side by side, then ``rounds`` rounds of ``ab -n requests -c concurrency`` against each."""
+    with side_by_side(targets, cpus, body_path, concurrency, warmup_requests, progress, on_ready) as running:
+        return rounds_on(running, body_path, requests, concurrency, rounds, progress)
+
+
+def rounds_on(
+    running: Mapping[str, RunningService],
+    body_path: Path,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    progress: Progress,
+) -> Rounds:
+    """``rounds`` rounds of ``ab -n requests -c concurrency`` against each of the ``running`` services in turn."""
+    measured = Rounds({label: [] for label in running})
+    for index in range(rounds):
+        for label in rotated(list(running), index):
+            if label in measured.failures:
+                continue
+            progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency}")
+            url = f"{running[label].base_url}/predict/"
+            measured.record(label, run_ab(url, body_path, requests, concurrency, label, progress), index)
+        progress(
+            f"round {index + 1}/{rounds}: "
+            + ", ".join(
+                f"{label} {measured.reports[label][-1].rps:.1f} req/s"
+                for label in running
+                if label not in measured.failures
+            )
+        )
+    return measured
