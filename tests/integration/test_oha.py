@@ -8,7 +8,7 @@ import socket
 import pytest
 from stalling_server import stalling_server
 
-from model_serving.load.oha_runner import OhaNotInstalled, find_oha, run_oha
+from model_serving.load.oha_runner import OhaNotInstalled, OpenLoopSpec, find_oha, run_oha
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +26,10 @@ def body(tmp_path_factory):
 
 
 def _run(url, body, corrected):
-    outcome = run_oha(
-        url,
-        body,
-        RATE_PER_S,
-        duration_s=DURATION_S,
-        concurrency=CONCURRENCY,
-        latency_correction=corrected,
-        timeout_s=10.0,
-        progress=lambda _line: None,
+    spec = OpenLoopSpec(
+        url, body, RATE_PER_S, CONCURRENCY, duration_s=DURATION_S, latency_correction=corrected, timeout_s=10.0
     )
+    outcome = run_oha(spec, progress=lambda _line: None)
     assert outcome.ok, outcome.failure
     assert outcome.report is not None
     return outcome.report
@@ -63,12 +57,7 @@ def test_refused_connections_fail_the_measurement(body):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     outcome = run_oha(
-        f"http://127.0.0.1:{port}/",
-        body,
-        50.0,
-        requests=10,
-        concurrency=2,
-        progress=lambda _line: None,
+        OpenLoopSpec(f"http://127.0.0.1:{port}/", body, 50.0, 2, requests=10), progress=lambda _line: None
     )
     assert not outcome.ok
     assert outcome.report is not None

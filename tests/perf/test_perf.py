@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from model_serving.perf.config import SERVICES
 from model_serving.report.ratios import describe_failure
+from model_serving.report.schema import validate_report
 from model_serving.stats import summary
 from model_serving.usual.build import UsualUnavailable
 
@@ -133,5 +136,7 @@ def test_against_usual_implementation(perf, selected, name):
 
 def test_ratio_thresholds(perf):
     report = perf.write_report()
+    # The file as written matches its documented schema (src/model_serving/report/report.schema.json).
+    validate_report(json.loads((perf.report_folder / "report.json").read_text()))
     failed = [a for a in report["assertions"] if a["passed"] is False]
     assert not failed, "ratio thresholds not met:\n" + "\n".join(describe_failure(a) for a in failed)

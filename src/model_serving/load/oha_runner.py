@@ -62,48 +62,62 @@ def oha_version(binary: Path) -> str:
     return output.strip() or "unknown"
 
 
-def oha_command(
-    binary: Path,
-    url: str,
-    body_path: Path,
-    rate_per_s: float,
-    *,
-    duration_s: float | None = None,
-    requests: int | None = None,
-    concurrency: int,
-    latency_correction: bool = True,
-    content_type: str = "application/json",
-    timeout_s: float = 60.0,
-) -> list[str]:
-    """oha POSTing ``body_path`` at ``rate_per_s`` for ``duration_s`` or ``requests`` (exactly one), at most
-    ``concurrency`` connections, JSON on stdout and no TUI."""
-    if (duration_s is None) == (requests is None):
-        raise ValueError("give exactly one of duration_s and requests")
-    if rate_per_s <= 0 or concurrency < 1:
-        raise ValueError(f"rate and concurrency must be positive (rate {rate_per_s}, concurrency {concurrency})")
+@dataclass(frozen=True)
+class OpenLoopSpec:
+    """One oha run: POST ``body_path`` to ``url`` at ``rate_per_s`` for ``duration_s`` or ``requests`` (exactly
+    one), at most ``concurrency`` connections; ``timeout_s`` bounds each request."""
+
+    url: str
+    body_path: Path
+    rate_per_s: float
+    concurrency: int
+    duration_s: float | None = None
+    requests: int | None = None
+    latency_correction: bool = True
+    content_type: str = "application/json"
+    timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if (self.duration_s is None) == (self.requests is None):
+            raise ValueError("give exactly one of duration_s and requests")
+        if self.rate_per_s <= 0 or self.concurrency < 1:
+            raise ValueError(
+                f"rate and concurrency must be positive (rate {self.rate_per_s}, concurrency {self.concurrency})"
+            )
+
+    @property
+    def scheduled_s(self) -> float:
+        return self.duration_s if self.duration_s is not None else (self.requests or 0) / self.rate_per_s
+
+
+def oha_command(binary: Path, spec: OpenLoopSpec) -> list[str]:
+    """oha's command line for ``spec``: JSON on stdout and no TUI."""
     # With a duration, -w: answer what was scheduled before the deadline instead of counting it as "aborted due
     # to deadline" errors, which would be oha's doing, not the service's.
-    length = ["-z", f"{round(duration_s * 1000)}ms", "-w"] if duration_s is not None else ["-n", str(requests)]
+    if spec.duration_s is not None:
+        length = ["-z", f"{round(spec.duration_s * 1000)}ms", "-w"]
+    else:
+        length = ["-n", str(spec.requests)]
     return [
         str(binary),
         *length,
         "-c",
-        str(concurrency),
+        str(spec.concurrency),
         "-q",
-        str(rate_per_s),
-        *(["--latency-correction"] if latency_correction else []),
+        str(spec.rate_per_s),
+        *(["--latency-correction"] if spec.latency_correction else []),
         "-t",
-        f"{round(timeout_s * 1000)}ms",
+        f"{round(spec.timeout_s * 1000)}ms",
         "-m",
         "POST",
         "-D",
-        str(body_path),
+        str(spec.body_path),
         "-T",
-        content_type,
+        spec.content_type,
         "--no-tui",
         "--output-format",
         "json",
-        url,
+        spec.url,
     ]
 
 
@@ -130,44 +144,29 @@ def judge_oha_run(
     return OpenLoopOutcome(report, "; ".join(problems) or None, exit_code)
 
 
-def run_oha(
-    url: str,
-    body_path: Path,
-    rate_per_s: float,
-    *,
-    duration_s: float | None = None,
-    requests: int | None = None,
-    concurrency: int,
-    latency_correction: bool = True,
-    content_type: str = "application/json",
-    timeout_s: float = 60.0,
-    label: str = "oha",
-    progress: Progress = print,
-) -> OpenLoopOutcome:
-    """Run oha to completion at a fixed arrival rate. ``timeout_s`` bounds each request; the whole run is stopped
-    (and judged a failure) when it outlasts its schedule by more than that plus a margin."""
-    binary = find_oha()
-    command = oha_command(
-        binary,
-        url,
-        body_path,
-        rate_per_s,
-        duration_s=duration_s,
-        requests=requests,
-        concurrency=concurrency,
-        latency_correction=latency_correction,
-        content_type=content_type,
-        timeout_s=timeout_s,
+def run_oha(spec: OpenLoopSpec, label: str = "oha", progress: Progress = print) -> OpenLoopOutcome:
+    """Run oha to completion at a fixed arrival rate; the whole run is stopped (and judged a failure) when it
+    outlasts its schedule by more than the request timeout plus a margin."""
+    command = oha_command(find_oha(), spec)
+    length = f"{spec.duration_s:g} s" if spec.duration_s is not None else f"{spec.requests} requests"
+    progress(
+        f"{label}: {spec.rate_per_s:g} requests/s for {length}, at most {spec.concurrency} in flight "
+        f"(~{spec.scheduled_s:.0f} s)"
     )
-    scheduled_s = duration_s if duration_s is not None else (requests or 0) / rate_per_s
-    length = f"{duration_s:g} s" if duration_s is not None else f"{requests} requests"
-    progress(f"{label}: {rate_per_s:g} requests/s for {length}, at most {concurrency} in flight (~{scheduled_s:.0f} s)")
     try:
         finished = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=scheduled_s + timeout_s + _WALL_CLOCK_MARGIN_S
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=spec.scheduled_s + spec.timeout_s + _WALL_CLOCK_MARGIN_S,
         )
     except subprocess.TimeoutExpired as expired:
         return OpenLoopOutcome(None, f"oha did not finish within {expired.timeout:.0f} s: {' '.join(command)}", None)
     return judge_oha_run(
-        finished.returncode, finished.stdout, finished.stderr, rate_per_s, latency_corrected=latency_correction
+        finished.returncode,
+        finished.stdout,
+        finished.stderr,
+        spec.rate_per_s,
+        latency_corrected=spec.latency_correction,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from model_serving.curves import Capacity, Probe, meets_bound, search_capacity
 from model_serving.docker.containers import RunningService
 from model_serving.load.oha_parser import OpenLoopReport
-from model_serving.load.oha_runner import run_oha
+from model_serving.load.oha_runner import OpenLoopSpec, run_oha
 
 Progress = Callable[[str], None]
 
@@ -39,16 +39,15 @@ class OpenLoopPoint:
 def open_loop_run(
     service: RunningService, body_path: Path, rate: float, settings: OpenLoopSettings, label: str, progress: Progress
 ) -> tuple[OpenLoopReport | None, str | None]:
-    outcome = run_oha(
+    spec = OpenLoopSpec(
         f"{service.base_url}/predict/",
         body_path,
         rate,
+        settings.connections,
         duration_s=settings.duration_s,
-        concurrency=settings.connections,
         timeout_s=settings.timeout_s,
-        label=label,
-        progress=progress,
     )
+    outcome = run_oha(spec, label, progress)
     return outcome.report, outcome.failure
 
 

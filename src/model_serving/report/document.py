@@ -10,6 +10,13 @@ after each batch of a long run (perf/measure), its ``growth`` = last / after the
 (metrics/prometheus); ``at_c1`` ← the same for a short ab run at c=1, where ``coverage`` = the stages' summed means
 ÷ ab's mean time per request (what the stages explain of the service time); ``in_process_stages_ms`` ← the
 in-process bench's own clocks (serving_common.bench, the binary's --bench).
+
+Side by side (perf/rounds.side_by_side: the services up together, loaded one at a time): ``rounds`` ← ab per
+round, geometric mean and 95 % t interval on logs (stats.log_interval), ``ratio_intervals.rps`` ← the paired
+rounds (stats.ratio_interval), which also give ``ratios.rps``; ``sweep`` ← ab per concurrency (perf/sweep), its
+knee from model_serving.curves; ``open_loop`` ← oha at fractions of the best sweep req/s (perf/open_loop,
+load/oha_parser); ``capacity`` ← the bisection of curves.search_capacity over oha runs; ``sizes`` ← ab and
+``/metrics`` per payload size (perf/sizes). The schema of the whole document: report.schema.json.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 from model_serving.curves import Capacity, knee
 from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import AbReport
+from model_serving.load.oha_parser import Latency
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
 from model_serving.perf.open_loop import OpenLoopPoint
 from model_serving.perf.rounds import Rounds
@@ -157,6 +165,11 @@ def _sweep_section(points: list[SweepPoint]) -> dict[str, Any]:
     }
 
 
+def _open_loop_latency(latency: Latency) -> dict[str, float]:
+    """Named like ab's percentiles elsewhere in the report (p50, p90, p99, max, mean)."""
+    return {key.removesuffix("_ms"): round(value, 2) for key, value in asdict(latency).items()}
+
+
 def _open_loop_point(point: OpenLoopPoint) -> dict[str, Any]:
     report = point.report
     return {
@@ -164,7 +177,7 @@ def _open_loop_point(point: OpenLoopPoint) -> dict[str, Any]:
         "rate": point.rate,
         "achieved_rps": round(report.achieved_rate_per_s, 2) if report else None,
         "latency_corrected": report.latency_corrected if report else None,
-        "latency_ms": asdict(report.latency) if report and report.latency else None,
+        "latency_ms": _open_loop_latency(report.latency) if report and report.latency else None,
         "requests": report.requests if report else None,
         "errors": report.errors if report else None,
         "non_2xx": report.non_2xx if report else None,
@@ -178,7 +191,10 @@ def _capacity_section(capacity: Capacity, slo_ms: float) -> dict[str, Any]:
         "rate": capacity.rate,
         "bracket": list(capacity.bracket),
         "at_least": capacity.at_least,
-        "probes": [asdict(probe) for probe in capacity.probes],
+        "probes": [
+            {**asdict(probe), "p99_ms": round(probe.p99_ms, 2) if probe.p99_ms is not None else None}
+            for probe in capacity.probes
+        ],
     }
 
 
@@ -294,7 +310,7 @@ def build_report(
     cpus = float(config["cpus"])
     services = {name: service_section(r, cpus) for name, r in results.items()}
     together = together or SideBySideResults()
-    _side_by_side_sections(together, services, float(config.get("slo_ms", 0.0)))
+    _side_by_side_sections(together, services, float(config["slo_ms"]) if together.capacity else 0.0)
     intervals: dict[str, dict[str, Any]] = {}
     if together.rounds is not None:
         intervals["rps"] = rounds_ratio_intervals(together.rounds)
@@ -303,12 +319,19 @@ def build_report(
         "image_size_mb": ("image", "size_mb"),
         "startup_s": ("startup_s", "median"),
         "memory_mb": ("memory_mb", "peak"),
-        "capacity_rps": ("capacity", "rate"),
     }
     all_ratios = {
         metric: ratios({name: _figure(section, *path) for name, section in services.items()})
         for metric, path in metrics.items()
     }
+    # Capacities found within the search (a capacity at the search's top is a lower bound: no ratio of it).
+    all_ratios["capacity_rps"] = ratios(
+        {
+            name: None if capacity.at_least else capacity.rate
+            for name, capacity in together.capacity.items()
+            if name in services
+        }
+    )
     # Not a ratio between services but of one service with itself; thresholds name the service.
     all_ratios["memory_growth"] = {
         name: growth

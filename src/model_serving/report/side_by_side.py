@@ -53,7 +53,8 @@ def headline(report: Mapping[str, Any]) -> list[str]:
         ),
     ]
     if capacity_ratios:
-        lines += ["", "Capacity ratios: " + ", ".join(f"{n} {v:.2f}" for n, v in capacity_ratios.items()) + "."]
+        cells = ", ".join(f"{n} {v:.2f}" for n, v in capacity_ratios.items())
+        lines += ["", f"Capacity ratios (of capacities found within the search): {cells}."]
     lines += [
         "",
         "Capacity: the highest fixed arrival rate (oha, latency corrected for coordinated omission) the service keeps"
@@ -135,7 +136,7 @@ def _open_loop(report: Mapping[str, Any]) -> list[str]:
                     f"{p['fraction_of_best']:g}",
                     cell(p["rate"]),
                     cell(p["achieved_rps"]),
-                    *(cell(latency.get(k), 0) for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
+                    *(cell(latency.get(k), 0) for k in ("p50", "p90", "p99", "max")),
                     p["failure"] or str(p["errors"] + p["non_2xx"] if p["errors"] is not None else "–"),
                 ]
             )

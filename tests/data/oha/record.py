@@ -18,7 +18,7 @@ sys.path.insert(0, str(HERE.parents[1] / "integration"))  # the stalling server 
 
 from stalling_server import stalling_server  # noqa: E402
 
-from model_serving.load.oha_runner import find_oha, oha_command, oha_version  # noqa: E402
+from model_serving.load.oha_runner import OpenLoopSpec, find_oha, oha_command, oha_version  # noqa: E402
 
 # tests/unit/test_oha_parser.py relies on these.
 RATE_PER_S = 150.0
@@ -35,16 +35,10 @@ def record() -> None:
         body.write_text('{"image": "not really"}')
         for name, corrected in RECORDINGS.items():
             with stalling_server() as url:
-                command = oha_command(
-                    binary,
-                    url,
-                    body,
-                    RATE_PER_S,
-                    requests=REQUESTS,
-                    concurrency=CONCURRENCY,
-                    latency_correction=corrected,
-                    timeout_s=10.0,
+                spec = OpenLoopSpec(
+                    url, body, RATE_PER_S, CONCURRENCY, requests=REQUESTS, latency_correction=corrected, timeout_s=10.0
                 )
+                command = oha_command(binary, spec)
                 output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             (HERE / name).write_text(output)
             print(f"wrote {HERE / name} ({len(output)} bytes)")
