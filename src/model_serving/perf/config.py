@@ -34,9 +34,11 @@ class Profile:
     usual_rounds: int = 3
     usual_requests: int = 500
     # "Load rounds": the services up side by side, R rounds of ab -n round_requests, interleaved (perf/rounds): the
-    # req/s and latency intervals and the paired ratios the rps assertions use.
-    rounds: int = 5
-    round_requests: int = 1000
+    # req/s and latency intervals and the paired ratios the rps assertions use. Two default runs at 5 × 1000
+    # (2026-12-02) gave paired half-widths of 4–7 % and 4–8 %, onnx/torch ± 8.4 % in the second: 8 rounds shrink an
+    # interval by t(7)/√8 ÷ t(4)/√5 = 0.67.
+    rounds: int = 8
+    round_requests: int = 800
     # Concurrency sweep (closed loop, ab), beside the rounds: requests per level (at least 4 × c).
     sweep_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     sweep_requests: int = 200
@@ -48,7 +50,7 @@ class Profile:
     # [0.3, 1.2] × best req/s in capacity_steps open-loop runs of open_loop_seconds; a run is carried when the service
     # keeps up with it (answers ≥ 95 % of the rate) within the bound (curves.meets_bound).
     slo_ms: float = 1000.0
-    capacity_steps: int = 6
+    capacity_steps: int = 5
     # Payload sizes: the same closed-loop load at photo-like JPEGs of these sizes (width, height).
     payload_sizes: tuple[tuple[int, int], ...] = ((320, 240), (1200, 727), (1920, 1080))
     size_requests: int = 300
@@ -77,8 +79,8 @@ PROFILES = {
         payload_sizes=((320, 240), (1200, 727)),
         size_requests=60,
     ),
-    # The README's main job: 11–16 minutes on a 2-core machine (11:19 in a fast hour, 15:36 in a slow one),
-    # figures worth comparing.
+    # The README's main job, figures worth comparing: 21–23 minutes on a 2-core machine from cached images
+    # (2026-12-02, 5 load rounds: 20:35 and 21:36).
     "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
     # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
     "upstream": Profile(
