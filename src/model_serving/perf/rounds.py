@@ -103,6 +103,24 @@ def run_rounds(
         return rounds_on(running, body_path, requests, concurrency, rounds, progress)
 
 
+def load_round(
+    measured: Rounds,
+    running: Mapping[str, RunningService],
+    label: str,
+    body_path: Path,
+    requests: int,
+    concurrency: int,
+    index: int,
+    rounds: int,
+    progress: Progress,
+) -> LoadOutcome:
+    """Round ``index`` (of ``rounds``) for one target: ab against it, kept in ``measured``."""
+    progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency}")
+    outcome = run_ab(f"{running[label].base_url}/predict/", body_path, requests, concurrency, label, progress)
+    measured.record(label, outcome, index)
+    return outcome
+
+
 def rounds_on(
     running: Mapping[str, RunningService],
     body_path: Path,
@@ -117,9 +135,7 @@ def rounds_on(
         for label in rotated(list(running), index):
             if label in measured.failures:
                 continue
-            progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency}")
-            url = f"{running[label].base_url}/predict/"
-            measured.record(label, run_ab(url, body_path, requests, concurrency, label, progress), index)
+            load_round(measured, running, label, body_path, requests, concurrency, index, rounds, progress)
         progress(
             f"round {index + 1}/{rounds}: "
             + ", ".join(

@@ -25,9 +25,9 @@ from model_serving.perf.measure import (
     measure_memory_over_requests,
 )
 from model_serving.perf.open_loop import OpenLoopPoint, OpenLoopSettings, run_capacity, run_open_loop
-from model_serving.perf.rounds import Rounds, Target, side_by_side
+from model_serving.perf.rounds import Rounds, Target, load_round, side_by_side
 from model_serving.perf.sizes import SizePoint, run_sizes
-from model_serving.perf.sweep import SweepPoint, run_sweep
+from model_serving.perf.sweep import SweepPoint, best_rps, run_sweep
 from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
@@ -112,19 +112,17 @@ class PerfRun:
         profile = self.config.profile
         if self.together.rounds is None:
             self.together.rounds = Rounds({name: [] for name in running})
-        self.progress(
-            f"{name}: round {index + 1}/{profile.rounds}, ab -n {profile.round_requests} -c {profile.concurrency}"
-        )
-        outcome = run_ab(
-            f"{running[name].base_url}/predict/",
+        return load_round(
+            self.together.rounds,
+            running,
+            name,
             self.body,
             profile.round_requests,
             profile.concurrency,
-            name,
+            index,
+            profile.rounds,
             self.progress,
         )
-        self.together.rounds.record(name, outcome, index)
-        return outcome
 
     def round_failed(self, name: str) -> str | None:
         return self.together.rounds.failures.get(name) if self.together.rounds else None
@@ -138,11 +136,11 @@ class PerfRun:
         return self.together.sweep
 
     def best_rps(self) -> dict[str, float]:
-        """Each service's best closed-loop req/s: the sweep's best level, else the rounds' centre."""
+        """Each service's best closed-loop req/s: the sweep's best level, else its best load round."""
         best: dict[str, float] = {}
         for name, points in (self.together.sweep or {}).items():
-            if rates := [p.rps for p in points if p.rps is not None and not p.failure]:
-                best[name] = max(rates)
+            if (rate := best_rps(points)) is not None:
+                best[name] = rate
         for name, reports in (rounds.reports if (rounds := self.together.rounds) else {}).items():
             if name not in best and reports:
                 best[name] = max(r.rps for r in reports)

@@ -28,6 +28,16 @@ class SweepPoint:
     failure: str | None
 
 
+def completed(points: Sequence[SweepPoint]) -> list[tuple[int, float]]:
+    """(c, req/s) of the levels that finished without failure."""
+    return [(p.concurrency, p.rps) for p in points if p.rps is not None and not p.failure]
+
+
+def best_rps(points: Sequence[SweepPoint]) -> float | None:
+    """The best req/s of the levels that finished without failure; None when none did."""
+    return max((rps for _, rps in completed(points)), default=None)
+
+
 def level_requests(requests: int, concurrency: int) -> int:
     """At least four requests per connection: below that the run is mostly ramp-up and drain."""
     return max(requests, 4 * concurrency)

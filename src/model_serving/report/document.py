@@ -34,7 +34,7 @@ from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, Stag
 from model_serving.perf.open_loop import OpenLoopPoint
 from model_serving.perf.rounds import Rounds
 from model_serving.perf.sizes import SizePoint
-from model_serving.perf.sweep import SweepPoint
+from model_serving.perf.sweep import SweepPoint, best_rps, completed
 from model_serving.report.breakdown import PARTS
 from model_serving.report.ratios import PAIRS, evaluate, ratios
 from model_serving.stats import Interval, log_interval, ratio_interval, summary
@@ -147,7 +147,6 @@ def _rounds_section(reports: list[AbReport], failure: str | None) -> dict[str, A
 
 
 def _sweep_section(points: list[SweepPoint]) -> dict[str, Any]:
-    completed = [(p.concurrency, p.rps) for p in points if p.rps is not None and not p.failure]
     return {
         "points": [
             {
@@ -160,8 +159,8 @@ def _sweep_section(points: list[SweepPoint]) -> dict[str, Any]:
             }
             for p in points
         ],
-        "best_rps": max((rps for _, rps in completed), default=None),
-        "knee_concurrency": knee(completed),
+        "best_rps": best_rps(points),
+        "knee_concurrency": knee(completed(points)),
     }
 
 
@@ -210,7 +209,7 @@ def _size_point(point: SizePoint) -> dict[str, Any]:
     }
 
 
-def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any], slo_ms: float) -> None:
+def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any], config: Mapping[str, Any]) -> None:
     """Each service's figures from the side-by-side measurements, into its section."""
     for name, section in services.items():
         if together.rounds is not None and name in together.rounds.reports:
@@ -220,7 +219,7 @@ def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any]
         if together.open_loop and name in together.open_loop:
             section["open_loop"] = [_open_loop_point(p) for p in together.open_loop[name]]
         if name in together.capacity:
-            section["capacity"] = _capacity_section(together.capacity[name], slo_ms)
+            section["capacity"] = _capacity_section(together.capacity[name], float(config["slo_ms"]))
         if together.sizes and name in together.sizes:
             section["sizes"] = [_size_point(p) for p in together.sizes[name]]
 
@@ -310,7 +309,7 @@ def build_report(
     cpus = float(config["cpus"])
     services = {name: service_section(r, cpus) for name, r in results.items()}
     together = together or SideBySideResults()
-    _side_by_side_sections(together, services, float(config["slo_ms"]) if together.capacity else 0.0)
+    _side_by_side_sections(together, services, config)
     intervals: dict[str, dict[str, Any]] = {}
     if together.rounds is not None:
         intervals["rps"] = rounds_ratio_intervals(together.rounds)
