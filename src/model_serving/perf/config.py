@@ -32,15 +32,18 @@ class Profile:
     # "Against the usual implementation": paired ab runs, each service beside the usual way of writing its strategy.
     # Rounds are cheap (the containers stay up), and more short rounds beat fewer long ones on a drifting machine:
     # two default runs at 3 × 500 (2026-12-02) gave half-widths of 3–13 % (torch-usual tuned: 8 % and 24 %);
-    # t(5)/√6 ÷ t(2)/√3 = 0.42 for the same requests.
-    usual_rounds: int = 6
-    usual_requests: int = 250
+    # t(5)/√6 ÷ t(2)/√3 = 0.42 for the same requests. At 6 × 250 one run still gave ± 9.0 % for onnx-usual tuned
+    # (its own req/s moved 54–68 between rounds while ours held 80–87); 10 rounds shrink an interval by
+    # t(9)/√10 ÷ t(5)/√6 = 0.68 for a third more requests.
+    usual_rounds: int = 10
+    usual_requests: int = 200
     # "Load rounds": the services up side by side, R rounds of ab -n round_requests, interleaved (perf/rounds): the
     # req/s and latency intervals and the paired ratios the rps assertions use. Two default runs at 5 × 1000
     # (2026-12-02) gave paired half-widths of 4–7 % and 4–8 %, onnx/torch ± 8.4 % in the second: 8 rounds shrink an
-    # interval by t(7)/√8 ÷ t(4)/√5 = 0.67.
+    # interval by t(7)/√8 ÷ t(4)/√5 = 0.67. At 8 × 800 they came out at ± 1.9–2.8 % (2026-12-02): 500 requests a
+    # round keep them well inside ± 8 % and pay for the usual comparison's extra rounds.
     rounds: int = 8
-    round_requests: int = 800
+    round_requests: int = 500
     # Concurrency sweep (closed loop, ab), beside the rounds: requests per level (at least 4 × c).
     sweep_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     sweep_requests: int = 200
