@@ -7,6 +7,7 @@ declare -A needed=(
   [cmake]=cmake             # rust-onnx-serving builds libjpeg-turbo and zlib from source, statically
   [nasm]=nasm               # libjpeg-turbo's SIMD code
   [ab]=apache2-utils        # ApacheBench, the load generator of the benchmark
+  [strip]=binutils          # strips the extension modules whose wheels ship symbols (model_serving.docker.native)
 )
 missing=()
 for command in "${!needed[@]}"; do

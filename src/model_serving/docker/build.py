@@ -2,8 +2,9 @@
 build only when that tag is not there yet.
 
 The context holds everything that goes into the image: ``Dockerfile``, ``requirements.txt``, ``wheels/`` (the
-cached wheel set), ``app/`` (the Python packages) and ``model/`` (the manifest and the files the service
-reads). The tag ``model-serving/<service>:<12 hex>`` hashes the context's file names and bytes plus the base
+cached wheel set), ``native/`` (stripped copies of the extension modules that ship symbols, see
+:mod:`model_serving.docker.native`), ``app/`` (the Python packages) and ``model/`` (the manifest and the files the
+service reads). The tag ``model-serving/<service>:<12 hex>`` hashes the context's file names and bytes plus the base
 image id, so an unchanged service is found by tag and not rebuilt; ``:latest`` follows the newest.
 """
 
@@ -26,6 +27,7 @@ from docker.models.images import Image
 import model_serving
 from model_serving.docker.base import ensure_base_image
 from model_serving.docker.engine import client
+from model_serving.docker.native import NATIVE_DIR, stripped_extension_modules
 from model_serving.docker.rust_context import BINARY_NAME, copy_runtime_libraries, extract_ort_library, release_binary
 from model_serving.docker.wheels import cache_dir, ensure_wheels
 from model_serving.paths import DEFAULT_MODEL_DIR
@@ -194,6 +196,7 @@ def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: 
     (context / "wheels").mkdir()
     for wheel in sorted(wheels.glob("*.whl")):
         _link_or_copy(wheel, context / "wheels" / wheel.name)
+    stripped_extension_modules(wheels.glob("*.whl"), context / NATIVE_DIR)
     (context / "app").mkdir()
     for package in spec.packages:
         if not (package / "__init__.py").is_file():
