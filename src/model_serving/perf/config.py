@@ -84,8 +84,9 @@ PROFILES = {
         payload_sizes=((320, 240), (1200, 727)),
         size_requests=60,
     ),
-    # The README's main job, figures worth comparing: 18–24 minutes on a 2-core machine from cached images
-    # (2026-12-02, fresh clones: 23:44 at 6 usual rounds of 250 and 8 load rounds of 800; 21:02 and 17:42 at these).
+    # The README's main job, figures worth comparing: 18–29 minutes on a 2-core machine from cached images, as fast
+    # as the machine is at the time (fresh clones: 23:44 at 6 usual rounds of 250 and 8 load rounds of 800; 21:02 and
+    # 17:42 at these on 2026-12-02, 27:38 and 28:20 on 2026-12-04 with torch-serving ~30 % slower).
     "default": Profile("default", requests=2000, concurrency=50, startup_runs=5, cpus=1.0, in_process_seconds=10.0),
     # Upstream's setup (N=40000, C=50, 15 start-ups, 4 CPUs), for bigger machines.
     "upstream": Profile(
