@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.unit
 K8S = REPOSITORY_ROOT / "k8s"
 
 
+@functools.cache
 def _documents(path: Path) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(path.read_text()) if document]
 

@@ -45,23 +45,21 @@ def _extension_modules(archive: zipfile.ZipFile) -> list[str]:
     return members
 
 
-def stripped_extension_modules(
-    wheels: Iterable[Path], destination: Path, names: Iterable[str] = UNSTRIPPED
-) -> list[str]:
-    """Write stripped copies of the extension modules of the ``wheels`` whose distribution is in ``names`` under
+def stripped_extension_modules(wheels: Iterable[Path], destination: Path) -> list[str]:
+    """Write stripped copies of the extension modules of the ``wheels`` named in :data:`UNSTRIPPED` under
     ``destination`` (created, empty when none match); return their paths relative to it, sorted."""
-    wanted = {name.lower() for name in names}
     destination.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
     for wheel in sorted(wheels):
-        if _distribution(wheel) not in wanted:
+        if _distribution(wheel) not in UNSTRIPPED:
             continue
-        tool = strip_tool()
+        tool = strip_tool()  # only asked for when a wheel needs it
         with zipfile.ZipFile(wheel) as archive:
             for member in _extension_modules(archive):
                 target = destination / member
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.read(member))
+                with archive.open(member) as source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
                 result = subprocess.run(
                     [tool, "--strip-unneeded", str(target)], capture_output=True, text=True, check=False
                 )
