@@ -8,6 +8,7 @@ declare -A needed=(
   [nasm]=nasm               # libjpeg-turbo's SIMD code
   [ab]=apache2-utils        # ApacheBench, the load generator of the benchmark
   [strip]=binutils          # strips the extension modules whose wheels ship symbols (model_serving.docker.native)
+  [socat]=socat             # forwards a TCP port to the engine's socket: the remote-engine test
 )
 missing=()
 for command in "${!needed[@]}"; do
