@@ -57,6 +57,30 @@ def _check(args: argparse.Namespace) -> int:
     return run_check(args.model, args.dir, args.seconds, progress=_progress)
 
 
+def _load(args: argparse.Namespace) -> int:
+    import json
+
+    from model_serving.corpus import benchmark_payload_paths
+    from model_serving.load.locust_runner import LocustSpec, run_locust
+    from model_serving.report.document import _load_figures  # the report's own form of a load run
+
+    payload = args.payload or benchmark_payload_paths()[1]
+    spec = LocustSpec(
+        args.url,
+        payload,
+        args.users,
+        args.run_time,
+        workers=args.workers,
+        remote_workers=args.remote_workers,
+        bind_host=args.master_bind_host,
+        master_port=args.master_port,
+    )
+    outcome = run_locust(spec, progress=_progress)
+    figures = _load_figures(outcome.report) if outcome.report else {}
+    print(json.dumps({**figures, "failure": outcome.failure}, indent=2))
+    return 0 if outcome.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-serving", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dir", type=Path, default=GENERATED_IMAGES_DIR, help="image folder (default: %(default)s)")
     check.add_argument("--seconds", type=float, default=5.0, help="timing duration per path (default: %(default)s)")
     check.set_defaults(run=_check)
+
+    load = commands.add_parser(
+        "load", help="load a running service with distributed Locust; prints the figures as report.json's load"
+    )
+    load.add_argument("url", help="the service's base URL, e.g. http://127.0.0.1:8082")
+    load.add_argument("--engine", choices=["locust"], default="locust", help="load generator (default: %(default)s)")
+    load.add_argument("--users", type=int, default=50, help="closed-loop users = concurrency (default: %(default)s)")
+    load.add_argument("--run-time", type=int, default=60, help="seconds of load (default: %(default)s)")
+    load.add_argument("--workers", type=int, default=2, help="local worker processes (default: %(default)s)")
+    load.add_argument(
+        "--remote-workers", type=int, default=0, help="workers started on other machines (default: %(default)s)"
+    )
+    load.add_argument(
+        "--master-bind-host", default="127.0.0.1", help="0.0.0.0 to let remote workers in (default: %(default)s)"
+    )
+    load.add_argument("--master-port", type=int, help="the master's port (default: a free one)")
+    load.add_argument("--payload", type=Path, help="request body (default: the generated benchmark payload)")
+    load.set_defaults(run=_load)
     return parser
 
 

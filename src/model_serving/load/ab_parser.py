@@ -27,7 +27,7 @@ class AbParseError(ValueError):
 class ConnectionTimes:
     min: float
     mean: float
-    sd: float
+    sd: float | None  # None where the tool gives none (Locust's statistics, load/locust_parser)
     median: float
     max: float
 
