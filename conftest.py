@@ -50,6 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--payload-sizes", help="payload sizes to load, e.g. 320x240,1920x1080 (default: the profile's)")
     group.addoption("--slo-ms", type=float, help="the p99 bound of the capacity search, ms (default: 1000)")
     group.addoption("--services", help="comma-separated services to measure (default: all three)")
+    group.addoption(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=URL,...",
+        help="measure services already running at these URLs, e.g. onnx-serving=http://127.0.0.1:8080 (only those; "
+        "nothing is built or started; figures that need the suite's own containers are reported as not available)",
+    )
     add_model_uri_options(group.addoption)
     group.addoption("--payload", type=Path, help="a JPEG or PNG to send instead of the generated 1200x727 JPEG")
     group.addoption(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,17 @@ from model_serving.perf.config import (
 from model_serving.perf.rounds import rotated
 from model_serving.perf.session import PerfRun
 from model_serving.perf.sizes import parse_sizes
+from model_serving.perf.target import TargetError, TargetService, check_targets, parse_targets
 from model_serving.progress import terminal_progress
 
 REPORT_FOLDER = pytest.StashKey[Path]()
+TARGETS = pytest.StashKey[dict[str, TargetService]]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """--target is checked before any test runs: a wrong name, or a URL that does not answer healthy as the service
+    named, ends the session with the reason (exit code 4)."""
+    session.config.stash[TARGETS] = _targets(session.config.option)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -73,6 +82,20 @@ def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
     return option, body
 
 
+def _targets(options: Any) -> dict[str, TargetService]:
+    """--target: the services to measure where they already run, each checked healthy; none without it."""
+    if not options.target:
+        return {}
+    if options.services:
+        raise pytest.UsageError("--services and --target: --target names the services to measure")
+    if options.state_dict or options.onnx_model:
+        raise pytest.UsageError("--target measures the model the services serve: drop --state-dict / --onnx-model")
+    try:
+        return check_targets(parse_targets(options.target, SERVICES))
+    except (ValueError, TargetError) as error:
+        raise pytest.UsageError(str(error)) from error
+
+
 @pytest.fixture(scope="session")
 def benchmarked_artifacts(request: pytest.FixtureRequest, perf_progress: Callable[[str], None]) -> Artifacts:
     """The default model, or the user's (--state-dict / TORCH_MODEL_URI, --onnx-model / ONNX_MODEL_URI)."""
@@ -87,7 +110,6 @@ def benchmarked_artifacts(request: pytest.FixtureRequest, perf_progress: Callabl
 @pytest.fixture(scope="session")
 def perf(
     request: pytest.FixtureRequest,
-    benchmarked_artifacts: Artifacts,
     tmp_path_factory: pytest.TempPathFactory,
     perf_progress: Callable[[str], None],
 ) -> Iterator[PerfRun]:
@@ -108,14 +130,25 @@ def perf(
         overrides = dict(parse_threshold_option(text) for text in options.threshold)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
+    targets = request.config.stash.get(TARGETS, {})
+    # With --target the services serve their own model: nothing to export or build.
+    model_dir = None if targets else request.getfixturevalue("benchmarked_artifacts").directory
     jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
     config = RunConfig(
-        profile, _services(options.services), jpeg, load_thresholds(ROOT / "pyproject.toml", overrides), ratio_bound
+        profile,
+        tuple(targets) or _services(options.services),
+        jpeg,
+        load_thresholds(ROOT / "pyproject.toml", overrides),
+        ratio_bound,
+        {name: target.base_url for name, target in targets.items()} or None,
     )
-    run = PerfRun(
-        config, benchmarked_artifacts.directory, options.reports_dir or ROOT / "reports", jpeg, body, perf_progress
-    )
-    perf_progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
+    reports_dir = options.reports_dir or ROOT / "reports"
+    run = PerfRun(config, model_dir, reports_dir, jpeg, body, perf_progress, targets=targets)
+    if targets:
+        where = ", ".join(f"{name} at {target.base_url}" for name, target in targets.items())
+        perf_progress(f"profile {profile.name}: --target {where} (nothing built or started)")
+    else:
+        perf_progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
     yield run
     if run.results:
         run.write_report()
@@ -126,5 +159,5 @@ def perf(
 def selected(perf: PerfRun, request: pytest.FixtureRequest) -> str:
     name = request.node.callspec.params["name"]
     if name not in perf.config.services:
-        pytest.skip(f"{name} not in --services")
+        pytest.skip(f"{name} not in {'--target' if perf.targets else '--services'}")
     return name

@@ -116,6 +116,9 @@ class RunConfig:
     # Which figure of a ratio with an interval a threshold is checked against: its centre, or the interval's end
     # on the threshold's side (a .min against the low end, a .max against the high end).
     ratio_bound: str = "centre"
+    # --target: the services are measured where they already run (name → base URL, perf/target); None: the suite
+    # builds and starts them.
+    targets: dict[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         """The run's settings as the report records them: the profile's every field, then the run's own."""
@@ -127,6 +130,7 @@ class RunConfig:
             "payload": str(self.payload),
             "thresholds": self.thresholds,
             "ratio_bound": self.ratio_bound,
+            "targets": dict(self.targets) if self.targets else None,
         }
 
 

@@ -2,7 +2,9 @@
 ``/metrics``, a short run at c=1 (where stages add up to the service time), and the in-process limit and stages.
 
 Each measurement starts its own container(s) under the CPU limit and removes them; nothing else runs beside
-the service while it is measured.
+the service while it is measured. What needs only the service's URL (warm-up, ab, the ``/metrics`` scrapes:
+:func:`load_with_stages`) takes any perf.endpoint.Endpoint, so it also measures a service already running
+(``--target``, perf/target).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.load.stats_sampler import ResourceSamples, memory_now, sample_resources
 from model_serving.metrics.prometheus import Scrape, parse_scrape, stage_figures
+from model_serving.perf.endpoint import Endpoint
 
 Progress = Callable[[str], None]
 
@@ -98,7 +101,7 @@ class ServiceStarter:
             stack.close()
 
 
-def warm_up(service: RunningService, body: bytes, requests: int) -> None:
+def warm_up(service: Endpoint, body: bytes, requests: int) -> None:
     with httpx.Client(timeout=120) as client:
         for _ in range(requests):
             response = client.post(
@@ -111,7 +114,7 @@ def warm_up(service: RunningService, body: bytes, requests: int) -> None:
                 )
 
 
-def warm_up_at_concurrency(service: RunningService, body_path: Path, concurrency: int) -> None:
+def warm_up_at_concurrency(service: Endpoint, body_path: Path, concurrency: int) -> None:
     """An unmeasured ab run at the measured run's concurrency (2 × c requests): the first run at c=50 after a
     fresh start also pays for the working set of 50 connections (buffers, heap growth, page faults); rust-onnx-
     serving measured 112 req/s without this and 122 with it (2026-12-02, fresh containers, interleaved)."""
@@ -127,7 +130,7 @@ def _copy_into(service: RunningService, files: dict[str, bytes]) -> None:
     service.container.get_wrapped_container().put_archive("/", archive)
 
 
-def scrape(service: RunningService) -> Scrape:
+def scrape(service: Endpoint) -> Scrape:
     """The service's own figures from ``GET /metrics``."""
     response = httpx.get(f"{service.base_url}/metrics", timeout=30)
     if response.status_code != 200:
@@ -135,9 +138,7 @@ def scrape(service: RunningService) -> Scrape:
     return parse_scrape(response.text, service.service)
 
 
-def staged_ab(
-    service: RunningService, body_path: Path, requests: int, concurrency: int, progress: Progress
-) -> StagedRun:
+def staged_ab(service: Endpoint, body_path: Path, requests: int, concurrency: int, progress: Progress) -> StagedRun:
     """ab between two scrapes of ``/metrics``: the stages of exactly the run's requests."""
     before = scrape(service)
     outcome = run_ab(f"{service.base_url}/predict/", body_path, requests, concurrency, service.service, progress)
@@ -176,6 +177,35 @@ def in_process_rate(
     return figures
 
 
+def load_with_stages(
+    service: Endpoint,
+    body_path: Path,
+    requests: int,
+    concurrency: int,
+    warmup_requests: int,
+    progress: Progress,
+    requests_c1: int = 0,
+    sampling: Callable[[], AbstractContextManager[ResourceSamples]] | None = None,
+) -> LoadMeasurement:
+    """What needs only the service's URL: its ``GET /``, warm-up, ab with its stages scraped from ``/metrics``
+    (``sampling`` collects resources around the run: none without it), then a short run at c=1."""
+    health = httpx.get(f"{service.base_url}/", timeout=10).json()
+    progress(
+        f"{service.service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}"
+    )
+    warm_up(service, body_path.read_bytes(), warmup_requests)
+    warm_up_at_concurrency(service, body_path, concurrency)
+    with (sampling or (lambda: nullcontext(ResourceSamples())))() as resources:
+        loaded = staged_ab(service, body_path, requests, concurrency, progress)
+    measurement = LoadMeasurement(
+        loaded.outcome, resources, health, stages_ms=loaded.stages_ms, responses=loaded.responses
+    )
+    if loaded.outcome.ok and requests_c1 > 0:
+        progress(f"{service.service}: {requests_c1} requests at c=1, for where the time goes")
+        measurement.at_c1 = staged_ab(service, body_path, requests_c1, 1, progress)
+    return measurement
+
+
 def measure_load(
     service: str,
     image: str,
@@ -193,20 +223,19 @@ def measure_load(
     """One container: warm-up, ab with resources sampled and stages scraped, a short run at c=1, then the
     in-process limit and stages in the same container."""
     with run_service(service, image, cpus) as running:
-        health = httpx.get(f"{running.base_url}/", timeout=10).json()
-        progress(f"{service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}")
-        warm_up(running, body_path.read_bytes(), warmup_requests)
-        warm_up_at_concurrency(running, body_path, concurrency)
-        with sample_resources(running.container.get_wrapped_container()) as resources:
-            loaded = staged_ab(running, body_path, requests, concurrency, progress)
-        measurement = LoadMeasurement(
-            loaded.outcome, resources, health, stages_ms=loaded.stages_ms, responses=loaded.responses
+        container = running.container.get_wrapped_container()
+        measurement = load_with_stages(
+            running,
+            body_path,
+            requests,
+            concurrency,
+            warmup_requests,
+            progress,
+            requests_c1,
+            lambda: sample_resources(container),
         )
-        if not loaded.outcome.ok:
+        if not measurement.outcome.ok:
             return measurement
-        if requests_c1 > 0:
-            progress(f"{service}: {requests_c1} requests at c=1, for where the time goes")
-            measurement.at_c1 = staged_ab(running, body_path, requests_c1, 1, progress)
         progress(f"{service}: in-process limit and stages, one thread, {in_process_seconds:.0f} s")
         detail = in_process_rate(running, jpeg, in_process_seconds, split)
         measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail

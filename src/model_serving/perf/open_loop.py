@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_serving.curves import Capacity, Probe, meets_bound, search_capacity
-from model_serving.docker.containers import RunningService
 from model_serving.load.oha_parser import OpenLoopReport
 from model_serving.load.oha_runner import OpenLoopSpec, run_oha
+from model_serving.perf.endpoint import Endpoint
 
 Progress = Callable[[str], None]
 
@@ -37,7 +37,7 @@ class OpenLoopPoint:
 
 
 def open_loop_run(
-    service: RunningService, body_path: Path, rate: float, settings: OpenLoopSettings, label: str, progress: Progress
+    service: Endpoint, body_path: Path, rate: float, settings: OpenLoopSettings, label: str, progress: Progress
 ) -> tuple[OpenLoopReport | None, str | None]:
     spec = OpenLoopSpec(
         f"{service.base_url}/predict/",
@@ -52,7 +52,7 @@ def open_loop_run(
 
 
 def run_open_loop(
-    running: Mapping[str, RunningService],
+    running: Mapping[str, Endpoint],
     body_path: Path,
     best_rps: Mapping[str, float],
     fractions: Sequence[float],
@@ -77,7 +77,7 @@ def run_open_loop(
 
 
 def run_capacity(
-    service: RunningService,
+    service: Endpoint,
     body_path: Path,
     best_rps: float,
     slo_ms: float,

@@ -17,6 +17,7 @@ from typing import TypeVar
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import AbReport, LoadOutcome
 from model_serving.load.ab_runner import run_ab
+from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import warm_up, warm_up_at_concurrency
 
 Progress = Callable[[str], None]
@@ -105,7 +106,7 @@ def run_rounds(
 
 def load_round(
     measured: Rounds,
-    running: Mapping[str, RunningService],
+    running: Mapping[str, Endpoint],
     label: str,
     body_path: Path,
     requests: int,
@@ -122,7 +123,7 @@ def load_round(
 
 
 def rounds_on(
-    running: Mapping[str, RunningService],
+    running: Mapping[str, Endpoint],
     body_path: Path,
     requests: int,
     concurrency: int,

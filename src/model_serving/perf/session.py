@@ -1,4 +1,9 @@
-"""One benchmark run: its configuration, the images, the results gathered by the perf tests, and the report."""
+"""One benchmark run: its configuration, the images, the results gathered by the perf tests, and the report.
+
+With ``targets`` (``--target``, perf/target) the run measures services already running at given URLs: nothing is
+built or started, the measurements that need the suite's own containers raise perf.target.Unavailable, and the
+report names those figures per service.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,17 @@ from typing import Any
 from model_serving.artifacts import SPLIT_FILES
 from model_serving.corpus import sized_payload_paths
 from model_serving.curves import Capacity
-from model_serving.docker.build import build_service_image
-from model_serving.docker.containers import RunningService, run_service
+from model_serving.docker.build import BuiltImage, build_service_image
+from model_serving.docker.containers import run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
+from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import (
     LoadMeasurement,
     MemoryOverRequests,
     ServiceStarter,
+    load_with_stages,
     measure_load,
     measure_memory_over_requests,
 )
@@ -28,6 +35,7 @@ from model_serving.perf.open_loop import OpenLoopPoint, OpenLoopSettings, run_ca
 from model_serving.perf.rounds import Rounds, Target, load_round, side_by_side
 from model_serving.perf.sizes import SizePoint, run_sizes
 from model_serving.perf.sweep import SweepPoint, best_rps, run_sweep
+from model_serving.perf.target import UNAVAILABLE, TargetService, Unavailable, common_model_id, warmed_up
 from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
@@ -41,7 +49,7 @@ Progress = Callable[[str], None]
 @dataclass
 class PerfRun:
     config: RunConfig
-    model_dir: Path
+    model_dir: Path | None  # None with targets: the services serve what they serve
     reports_dir: Path
     jpeg: Path
     body: Path
@@ -51,28 +59,63 @@ class PerfRun:
     report_folder: Path | None = None
     # What was measured with the services side by side (one measurement of them all, perf/rounds.side_by_side).
     together: SideBySideResults = field(default_factory=SideBySideResults)
+    # --target: the services already running, checked healthy (perf/target.check_targets); empty: the suite's own.
+    targets: Mapping[str, TargetService] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.run_id, self.created_at = new_run_id()
 
     def results_for(self, service: str) -> ServiceResults:
-        """The service's results, building (or reusing) its image on first use."""
+        """The service's results, building (or reusing) its image on first use (with targets: no image, and the
+        figures that need one named unavailable)."""
         if service not in self.results:
-            image = build_service_image(service, self.model_dir, self.progress)
-            self.results[service] = ServiceResults(image)
+            if self.targets:
+                self.results[service] = ServiceResults(None, unavailable=dict(UNAVAILABLE))
+            elif self.model_dir is None:
+                raise ValueError("a run without targets needs the model's artifact folder")
+            else:
+                self.results[service] = ServiceResults(build_service_image(service, self.model_dir, self.progress))
         return self.results[service]
 
+    def _image(self, service: str) -> BuiltImage:
+        """The service's image, for a measurement that starts containers of it (none with targets)."""
+        image = self.results_for(service).image
+        if image is None:
+            raise Unavailable(UNAVAILABLE["image"])
+        return image
+
+    def unavailable(self, figure: str) -> str | None:
+        """Why this run cannot take ``figure`` (a field of a service's report section), or None when it can."""
+        return UNAVAILABLE.get(figure) if self.targets else None
+
+    def _needs_containers(self, figure: str) -> None:
+        if reason := self.unavailable(figure):
+            raise Unavailable(reason)
+
     def startups(self, service: str) -> ServiceStarter:
-        results = self.results_for(service)
-        return ServiceStarter(service, results.image.tag, self.config.profile.cpus)
+        self._needs_containers("startup_s")
+        return ServiceStarter(service, self._image(service).tag, self.config.profile.cpus)
 
     def load(self, service: str) -> LoadMeasurement:
         results = self.results_for(service)
         profile = self.config.profile
+        if service in self.targets:
+            target = self.targets[service]
+            self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {target.base_url}")
+            results.load = load_with_stages(
+                target,
+                self.body,
+                profile.requests,
+                profile.concurrency,
+                profile.warmup_requests,
+                self.progress,
+                profile.requests_c1,
+            )
+            return results.load
         self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {profile.cpus} CPU")
         results.load = measure_load(
             service,
-            results.image.tag,
+            self._image(service).tag,
             profile.cpus,
             self.body,
             self.jpeg.read_bytes(),
@@ -90,6 +133,8 @@ class PerfRun:
     def _split_graph(self) -> tuple[bytes, bytes] | None:
         """The served graph's two halves, when the export made them, for the ONNX services' in-process bench (read
         and checked once a run)."""
+        if self.model_dir is None:
+            return None
         manifest = read_manifest(self.model_dir)
         if not all(role in manifest["files"] for role in SPLIT_FILES):
             return None
@@ -97,16 +142,23 @@ class PerfRun:
         return preprocess, network
 
     @contextmanager
-    def side_by_side(self) -> Iterator[dict[str, RunningService]]:
-        """The services up together under the CPU limit, warmed up, for the measurements that interleave them."""
+    def side_by_side(self) -> Iterator[Mapping[str, Endpoint]]:
+        """The services up together under the CPU limit, warmed up, for the measurements that interleave them (with
+        targets: those, warmed up; nothing started)."""
         profile = self.config.profile
-        targets = {name: Target(name, self.results_for(name).image.tag) for name in self.config.services}
+        if self.targets:
+            chosen = {name: self.targets[name] for name in self.config.services}
+            for name in chosen:
+                self.results_for(name)
+            yield warmed_up(chosen, self.body, profile.concurrency, profile.warmup_requests, self.progress)
+            return
+        targets = {name: Target(name, self._image(name).tag) for name in self.config.services}
         with side_by_side(
             targets, profile.cpus, self.body, profile.concurrency, profile.warmup_requests, self.progress
         ) as running:
             yield running
 
-    def load_round(self, running: Mapping[str, RunningService], name: str, index: int) -> LoadOutcome:
+    def load_round(self, running: Mapping[str, Endpoint], name: str, index: int) -> LoadOutcome:
         """Round ``index`` of the interleaved load rounds for one service (the perf tests call them in the rotated
         order perf/rounds.rotated gives, so that each round's runs of the services are back to back)."""
         profile = self.config.profile
@@ -127,7 +179,7 @@ class PerfRun:
     def round_failed(self, name: str) -> str | None:
         return self.together.rounds.failures.get(name) if self.together.rounds else None
 
-    def concurrency_sweep(self, running: Mapping[str, RunningService]) -> dict[str, list[SweepPoint]]:
+    def concurrency_sweep(self, running: Mapping[str, Endpoint]) -> dict[str, list[SweepPoint]]:
         profile = self.config.profile
         self.progress(f"concurrency sweep: c = {', '.join(map(str, profile.sweep_concurrency))}")
         self.together.sweep = run_sweep(
@@ -150,7 +202,7 @@ class PerfRun:
         profile = self.config.profile
         return OpenLoopSettings(profile.open_loop_seconds, profile.open_loop_connections)
 
-    def open_loop_runs(self, running: Mapping[str, RunningService]) -> dict[str, list[OpenLoopPoint]]:
+    def open_loop_runs(self, running: Mapping[str, Endpoint]) -> dict[str, list[OpenLoopPoint]]:
         profile = self.config.profile
         self.progress(f"open loop: {', '.join(f'{f:g}' for f in profile.open_loop_fractions)} × best req/s")
         self.together.open_loop = run_open_loop(
@@ -158,7 +210,7 @@ class PerfRun:
         )
         return self.together.open_loop
 
-    def capacity_under_bound(self, running: Mapping[str, RunningService], name: str) -> Capacity:
+    def capacity_under_bound(self, running: Mapping[str, Endpoint], name: str) -> Capacity:
         profile = self.config.profile
         best = self.best_rps()[name]
         self.progress(
@@ -176,7 +228,7 @@ class PerfRun:
         )
         return self.together.capacity[name]
 
-    def payload_sizes(self, running: Mapping[str, RunningService]) -> dict[str, list[SizePoint]]:
+    def payload_sizes(self, running: Mapping[str, Endpoint]) -> dict[str, list[SizePoint]]:
         profile = self.config.profile
         payloads = [(w, h, sized_payload_paths(w, h)[1]) for w, h in profile.payload_sizes]
         self.together.sizes = run_sizes(running, payloads, profile.size_requests, profile.concurrency, self.progress)
@@ -184,15 +236,19 @@ class PerfRun:
 
     def load_held(self, service: str) -> LoadOutcome:
         """ab at the profile's held concurrency (at least as many requests): no failure allowed, nothing kept."""
-        results = self.results_for(service)
+        self.results_for(service)
         profile = self.config.profile
         concurrency = profile.held_concurrency
         requests = max(profile.requests, concurrency * 2)
         self.progress(f"{service}: load held? ab -n {requests} -c {concurrency}")
-        with run_service(service, results.image.tag, profile.cpus) as running:
+        if service in self.targets:
+            url = f"{self.targets[service].base_url}/predict/"
+            return run_ab(url, self.body, requests, concurrency, service, self.progress, 120)
+        with run_service(service, self._image(service).tag, profile.cpus) as running:
             return run_ab(f"{running.base_url}/predict/", self.body, requests, concurrency, service, self.progress, 120)
 
     def memory_over_requests(self, service: str) -> MemoryOverRequests:
+        self._needs_containers("memory_over_requests")
         results = self.results_for(service)
         profile = self.config.profile
         self.progress(
@@ -201,7 +257,7 @@ class PerfRun:
         )
         results.memory_over_requests = measure_memory_over_requests(
             service,
-            results.image.tag,
+            self._image(service).tag,
             profile.cpus,
             self.body,
             profile.memory_requests,
@@ -214,12 +270,14 @@ class PerfRun:
 
     def against_usual(self, service: str) -> UsualComparison:
         """Paired ab runs of the service and the usual implementation of its strategy (model_serving.usual)."""
-        results = self.results_for(service)
-        usual = build_usual_image(service, self.model_dir, self.progress, results.image)
+        self._needs_containers("against_usual")
+        results, image = self.results_for(service), self._image(service)
+        assert self.model_dir is not None  # set whenever the suite builds the images
+        usual = build_usual_image(service, self.model_dir, self.progress, image)
         profile = self.config.profile
         results.against_usual = compare_with_usual(
             service,
-            results.image.tag,
+            image.tag,
             usual,
             USUAL[service].description,
             profile.cpus,
@@ -236,20 +294,26 @@ class PerfRun:
     def write_report(self) -> dict[str, Any]:
         """Build and save the report from whatever was measured (also after failures)."""
         ordered = {name: self.results[name] for name in self.config.services if name in self.results}
-        manifest = read_manifest(self.model_dir)
-        # The recipe always holds the source (older manifests have no top-level "source").
-        source = manifest.get("source") or manifest.get("recipe", {}).get("source")
-        model = {"model_id": manifest["model_id"], "source": source, "directory": str(self.model_dir)}
         self.report = build_report(
             self.run_id,
             self.created_at,
-            environment(),
+            environment(engine=not self.targets),
             self.config.describe(),
             ordered,
             self.config.thresholds,
-            model,
+            self._model(),
             self.together,
         )
         self.report_folder = save_report(self.report, self.reports_dir)
         self.progress(f"report written to {self.report_folder}")
         return self.report
+
+    def _model(self) -> dict[str, Any]:
+        """The model measured: its artifacts' manifest; with targets, the model_id they all report (none if not)."""
+        if self.model_dir is None:
+            model_id = common_model_id(self.targets)
+            return {"model_id": model_id} if model_id else {}
+        manifest = read_manifest(self.model_dir)
+        # The recipe always holds the source (older manifests have no top-level "source").
+        source = manifest.get("source") or manifest.get("recipe", {}).get("source")
+        return {"model_id": manifest["model_id"], "source": source, "directory": str(self.model_dir)}

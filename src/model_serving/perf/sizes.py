@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_serving.docker.containers import RunningService
+from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import StageFigures, staged_ab
 from model_serving.perf.rounds import rotated
 
@@ -43,7 +43,7 @@ class SizePoint:
 
 
 def run_sizes(
-    running: Mapping[str, RunningService],
+    running: Mapping[str, Endpoint],
     payloads: Sequence[tuple[int, int, Path]],
     requests: int,
     concurrency: int,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from model_serving.docker.containers import RunningService
 from model_serving.load.ab_runner import run_ab
+from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.rounds import rotated
 
 Progress = Callable[[str], None]
@@ -44,7 +44,7 @@ def level_requests(requests: int, concurrency: int) -> int:
 
 
 def run_sweep(
-    running: Mapping[str, RunningService],
+    running: Mapping[str, Endpoint],
     body_path: Path,
     concurrencies: Sequence[int],
     requests: int,

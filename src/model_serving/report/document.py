@@ -17,6 +17,10 @@ rounds (stats.ratio_interval), which also give ``ratios.rps``; ``sweep`` ← ab 
 knee from model_serving.curves; ``open_loop`` ← oha at fractions of the best sweep req/s (perf/open_loop,
 load/oha_parser); ``capacity`` ← the bisection of curves.search_capacity over oha runs; ``sizes`` ← ab and
 ``/metrics`` per payload size (perf/sizes). The schema of the whole document: report.schema.json.
+
+A run against services already running (``--target``, perf/target) has no ``image``, ``startup_s``, memory, CPU,
+in-process or usual figures: each service's ``unavailable`` names those fields with the reason, and an assertion
+on a ratio that could not be measured says why in ``not_measured`` (report/unavailable).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from model_serving.perf.sizes import SizePoint
 from model_serving.perf.sweep import SweepPoint, best_rps, completed
 from model_serving.report.breakdown import PARTS
 from model_serving.report.ratios import PAIRS, evaluate, ratios
+from model_serving.report.unavailable import not_measured_reason
 from model_serving.stats import Interval, log_interval, ratio_interval, summary
 from model_serving.usual.compare import UsualComparison
 
@@ -45,13 +50,15 @@ SCHEMA_VERSION = 2
 
 @dataclass
 class ServiceResults:
-    """What the perf tests gathered for one service."""
+    """What the perf tests gathered for one service; ``unavailable``: the section's fields that cannot be measured
+    in this run, with the reason (no image when the suite did not build the service: ``--target``)."""
 
-    image: BuiltImage
+    image: BuiltImage | None
     startup_s: list[float] = field(default_factory=list)
     load: LoadMeasurement | None = None
     memory_over_requests: MemoryOverRequests | None = None
     against_usual: UsualComparison | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -248,9 +255,11 @@ def _against_usual_section(compared: UsualComparison) -> dict[str, Any]:
 
 
 def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
-    section: dict[str, Any] = {
-        "image": {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
-    }
+    section: dict[str, Any] = {}
+    if results.image is not None:
+        section["image"] = {"tag": results.image.tag, "id": results.image.image_id, "size_mb": results.image.size_mb}
+    if results.unavailable:
+        section["unavailable"] = dict(results.unavailable)
     if results.startup_s:
         section["startup_s"] = summary(results.startup_s)
     if results.memory_over_requests is not None:
@@ -363,15 +372,19 @@ def build_report(
         all_ratios.setdefault(metric, {}).update(
             {name: figure["centre"] for name, figure in by_name.items() if figure is not None}
         )
+    assertions = evaluate(all_ratios, thresholds, intervals, str(config.get("ratio_bound", "centre")))
+    for assertion in assertions:
+        if assertion["passed"] is None:
+            assertion["not_measured"] = not_measured_reason(assertion["name"], services)
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created_at": created_at,
-        "environment": {**environment, "images": {n: s["image"] for n, s in services.items()}},
+        "environment": {**environment, "images": {n: s["image"] for n, s in services.items() if "image" in s}},
         "config": dict(config),
         "model": dict(model or {}),
         "services": services,
         "ratios": all_ratios,
         "ratio_intervals": intervals,
-        "assertions": evaluate(all_ratios, thresholds, intervals, str(config.get("ratio_bound", "centre"))),
+        "assertions": assertions,
     }

@@ -19,16 +19,19 @@ def _version(package: str) -> str | None:
         return None
 
 
-def environment() -> dict[str, Any]:
-    engine = client().version()
+def environment(engine: bool = True) -> dict[str, Any]:
+    """This machine and its tools; with ``engine`` the Docker engine's version and where its ports are reached
+    (a ``--target`` run leaves the engine alone: docker_engine null, no docker_host)."""
+    docker: dict[str, Any] = {"docker_engine": None}
+    if engine:
+        docker = {"docker_engine": client().version().get("Version"), "docker_host": engine_host()}
     return {
         "host_cpu": cpu_model(),
         "host_cores": os.cpu_count(),
         "host_memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "docker_engine": engine.get("Version"),
-        "docker_host": engine_host(),
+        **docker,
         "ab": ab_version(),
         "versions": {p: _version(p) for p in ("model-serving", "torch", "onnxruntime", "onnx", "fastapi", "uvicorn")},
     }

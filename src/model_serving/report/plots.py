@@ -87,7 +87,7 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
         "requests per second",
         {n: s.get("load", {}).get("rps") for n, s in services.items()},
     )
-    _bars(paths["image_size"], "Image size", "MB", {n: s["image"]["size_mb"] for n, s in services.items()})
+    _bars(paths["image_size"], "Image size", "MB", {n: s.get("image", {}).get("size_mb") for n, s in services.items()})
 
     with _figure(paths["latency_percentiles"], "Latency percentiles", "ms") as axes:
         for name, s in services.items():

@@ -8,6 +8,7 @@ from typing import Any
 from model_serving.report.breakdown import OTHER, PARTS, breakdowns
 from model_serving.report.markdown import PLOT_NAME, cell, interval_cell, table
 from model_serving.report.side_by_side import headline, side_by_side_sections
+from model_serving.report.unavailable import unavailable_lines
 
 
 def _model_line(model: Mapping[str, Any]) -> list[str]:
@@ -111,15 +112,29 @@ def _against_usual(services: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _run_line(config: Mapping[str, Any]) -> str:
+    if targets := config.get("targets"):
+        where = ", ".join(f"`{name}` {url}" for name, url in targets.items())
+        return (
+            f"Profile `{config['profile']}`: ab -n {config['requests']} -c {config['concurrency']} against services"
+            f" already running (--target: {where}; nothing built or started); payload `{config['payload']}`."
+        )
+    return (
+        f"Profile `{config['profile']}`: ab -n {config['requests']} -c {config['concurrency']}, "
+        f"{config['cpus']} CPU per service, {config['startup_runs']} start-ups; payload `{config['payload']}`."
+    )
+
+
 def render_summary(report: Mapping[str, Any]) -> str:
     config, services = report["config"], report["services"]
     env = report["environment"]
     lines = [
         f"# model-serving benchmark {report['run_id']}",
         "",
-        f"Profile `{config['profile']}`: ab -n {config['requests']} -c {config['concurrency']}, "
-        f"{config['cpus']} CPU per service, {config['startup_runs']} start-ups; payload `{config['payload']}`.",
-        f"Host: {env['host_cpu']}, {env['host_cores']} cores; Docker {env['docker_engine']}; {env['ab']}.",
+        _run_line(config),
+        f"Host: {env['host_cpu']}, {env['host_cores']} cores; "
+        + (f"Docker {env['docker_engine']}" if env.get("docker_engine") else "no Docker engine used")
+        + f"; {env['ab']}.",
         *_model_line(report.get("model") or {}),
         *headline(report),
         "",
@@ -165,6 +180,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
     failures = [f"- `{n}`: {s['load']['failure']}" for n, s in services.items() if s.get("load", {}).get("failure")]
     if failures:
         lines += ["", "**Failed measurements** (not slow results):", *failures]
+    lines += unavailable_lines(services)
     lines += side_by_side_sections(report)
     lines += _where_the_time_goes(services)
     lines += _against_usual(services)
@@ -172,7 +188,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
     rows = [
         [
             f"`{name}`",
-            cell(s["image"]["size_mb"]),
+            cell(s.get("image", {}).get("size_mb")),
             *(cell(s.get("startup_s", {}).get(k), 3) for k in ("median", "min", "max")),
             str(len(s.get("startup_s", {}).get("samples", []))),
         ]
@@ -207,10 +223,11 @@ def render_summary(report: Mapping[str, Any]) -> str:
                 "[{:.3f}, {:.3f}]".format(*a["interval"]) if "interval" in a else "–",
                 cell(a["threshold"], 3),
                 verdict[a["passed"]],
+                a.get("not_measured", ""),
             ]
             for a in report["assertions"]
         ]
-        lines += table(["threshold", "measured", "95 % interval", "limit", "result"], rows)
+        lines += table(["threshold", "measured", "95 % interval", "limit", "result", "why not measured"], rows)
         bound = report["config"].get("ratio_bound", "centre")
         lines += [
             "",
