@@ -51,6 +51,30 @@ def _images(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_argv(
+    targets: list[str], profile: str, reports_dir: Path | None, extra: list[str], root: Path, python: str
+) -> list[str]:
+    """The ``pytest -m perf`` command line ``model-serving bench`` runs from the project checkout ``root``."""
+    argv = [python, "-m", "pytest", "-m", "perf", str(root / "tests" / "perf"), "--profile", profile]
+    argv += [f"--target={target}" for target in targets]
+    if reports_dir is not None:
+        argv += ["--reports-dir", str(reports_dir)]
+    return argv + (extra[1:] if extra[:1] == ["--"] else extra)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from model_serving import paths
+
+    if not (paths.ROOT / "tests" / "perf").is_dir():
+        _progress(f"no tests/perf under {paths.ROOT}: run this in the project's checkout (or set MODEL_SERVING_ROOT)")
+        return 2
+    argv = bench_argv(args.target, args.profile, args.reports_dir, args.pytest_args, paths.ROOT, sys.executable)
+    _progress(" ".join(argv[1:]))
+    return subprocess.call(argv, cwd=paths.ROOT)
+
+
 def _check(args: argparse.Namespace) -> int:
     from model_serving.checks import run_check
 
@@ -127,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--master-port", type=int, help="the master's port (default: a free one)")
     load.add_argument("--payload", type=Path, help="request body (default: the generated benchmark payload)")
     load.set_defaults(run=_load)
+
+    bench = commands.add_parser(
+        "bench",
+        help="the benchmark (pytest -m perf); with --target against services already running",
+        description="Runs `pytest -m perf` in the project checkout. With --target it measures services already "
+        "running at the given URLs (load, rounds, sweep, open loop, capacity, stages from /metrics) and builds and "
+        "starts nothing; the report names the figures it could not take. Arguments after -- go to pytest.",
+    )
+    bench.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME=URL,...",
+        help="e.g. onnx-serving=http://127.0.0.1:8080,rust-onnx-serving=http://127.0.0.1:8082 (repeatable)",
+    )
+    bench.add_argument("--profile", default="default", help="smoke, default, sizes or upstream (default: %(default)s)")
+    bench.add_argument("--reports-dir", type=Path, help="where reports go (default: reports/ under the project)")
+    bench.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then more pytest options, e.g. -- --rounds 3")
+    bench.set_defaults(run=_bench)
     return parser
 
 
