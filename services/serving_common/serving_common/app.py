@@ -116,12 +116,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(f"request body is {declared} bytes; the limit is {limit}")
-    chunks = bytearray()
+    chunks, size = [], 0
     async for chunk in request.stream():
-        chunks.extend(chunk)
-        if len(chunks) > limit:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
             raise too_large(f"request body exceeds the limit of {limit} bytes")
-    return bytes(chunks)
+    return b"".join(chunks)  # one copy of the body (the join of a lone chunk is that chunk)
 
 
 def _require_json(request: Request) -> None:
@@ -181,7 +182,7 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
         return Response(body, media_type=content_type)
 
     @app.post("/predict/")
-    async def predict(request: Request, probabilities: bool = False) -> dict[str, Any]:
+    async def predict(request: Request, probabilities: bool = False) -> JSONResponse:
         service = state["service"]
         _require_json(request)
         body = await _read_body(request, service.settings.max_body_bytes)
@@ -189,6 +190,7 @@ def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], P
         response: dict[str, Any] = {"prediction": service.manifest["classes"][index]}
         if probabilities:
             response["probabilities"] = [float(p) for p in probs]
-        return response
+        # A response, not a dict: FastAPI would validate the dict against the return type and encode it again.
+        return JSONResponse(response)
 
     return app
