@@ -86,7 +86,7 @@ def _load(args: argparse.Namespace) -> int:
 
     from model_serving.corpus import benchmark_payload_paths
     from model_serving.load.locust_runner import LocustSpec, run_locust
-    from model_serving.report.document import _load_figures  # the report's own form of a load run
+    from model_serving.report.document import load_figures
 
     payload = args.payload or benchmark_payload_paths()[1]
     spec = LocustSpec(
@@ -100,7 +100,7 @@ def _load(args: argparse.Namespace) -> int:
         master_port=args.master_port,
     )
     outcome = run_locust(spec, progress=_progress)
-    figures = _load_figures(outcome.report) if outcome.report else {}
+    figures = load_figures(outcome.report) if outcome.report else {}
     print(json.dumps({**figures, "failure": outcome.failure}, indent=2))
     return 0 if outcome.ok else 1
 

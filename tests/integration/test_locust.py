@@ -11,7 +11,7 @@ from status_server import status_server
 
 from model_serving.load.locust_runner import LocustSpec, free_port, run_locust
 from model_serving.metrics.prometheus import parse_scrape
-from model_serving.report.document import _load_figures
+from model_serving.report.document import load_figures
 from model_serving.report.schema import report_schema
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def _answers(base_url: str) -> dict[str, float]:
 
 def _load_section(outcome) -> dict:
     """What report/document.py writes as a service's ``load`` for this outcome, checked against the schema."""
-    section = _load_figures(outcome.report) if outcome.report else {}
+    section = load_figures(outcome.report) if outcome.report else {}
     section["failure"] = outcome.failure
     schema = report_schema()
     Draft202012Validator({"$ref": "#/$defs/load", "$defs": schema["$defs"]}).validate(section)

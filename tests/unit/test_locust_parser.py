@@ -13,7 +13,7 @@ from model_serving.load.locust_parser import (
     parse_locust_stats,
 )
 from model_serving.load.locust_runner import LOCUSTFILE, LocustSpec, master_command, worker_command
-from model_serving.report.document import _load_figures
+from model_serving.report.document import load_figures
 from model_serving.report.schema import report_schema
 
 pytestmark = pytest.mark.unit
@@ -41,7 +41,7 @@ def _judge(name: str, exit_code: int = 0, **replaced: str):
 
 def _load_section(outcome) -> dict:
     """What report/document.py writes as a service's ``load`` for this outcome."""
-    section = _load_figures(outcome.report) if outcome.report else {}
+    section = load_figures(outcome.report) if outcome.report else {}
     section["failure"] = outcome.failure
     return section
 

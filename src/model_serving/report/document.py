@@ -72,7 +72,8 @@ class SideBySideResults:
     sizes: dict[str, list[SizePoint]] | None = None
 
 
-def _load_figures(report: AbReport) -> dict[str, Any]:
+def load_figures(report: AbReport) -> dict[str, Any]:
+    """A load run's section of report.json (``services.<name>.load``), from ab's or Locust's figures."""
     return {
         "requests": report.complete,
         "concurrency": report.concurrency,
@@ -273,7 +274,7 @@ def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     section["workers"] = measurement.health.get("workers")
     section["threads"] = measurement.health.get("threads")
     outcome = measurement.outcome
-    section["load"] = _load_figures(outcome.report) if outcome.report else {}
+    section["load"] = load_figures(outcome.report) if outcome.report else {}
     section["load"]["failure"] = outcome.failure
     memory = [value for _, value in measurement.resources.memory_mb]
     cpu = [value for _, value in measurement.resources.cpu_percent]
