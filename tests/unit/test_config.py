@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,14 @@ def test_bad_worker_count_is_a_clear_error(monkeypatch, value):
         Settings.from_env(default_port=8080)
 
 
-def test_the_launcher_prepares_the_metrics_folder_or_refuses_to_start(monkeypatch, tmp_path, capsys):
+def test_the_launcher_prepares_the_metrics_folder_of_workers_or_refuses_to_start(monkeypatch, tmp_path, capsys):
     from serving_common import launch
 
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_123.db").write_bytes(b"stale")
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("WORKERS", "2")  # one worker has no use for the folder
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
     # It goes on to the model (missing here: exit 3) with the folder emptied of an earlier run's files.
     assert launch.main("svc", "x:app", 9999, ("onnx_optimized",)) == launch.STARTUP_FAILURE
@@ -61,3 +63,15 @@ def test_the_launcher_prepares_the_metrics_folder_or_refuses_to_start(monkeypatc
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(a_file / "metrics"))
     assert launch.main("svc", "x:app", 9999, ("onnx_optimized",)) == launch.CONFIG_ERROR
     assert "set PROMETHEUS_MULTIPROC_DIR to a writable folder" in capsys.readouterr().err
+
+
+def test_one_worker_keeps_its_metrics_in_memory(monkeypatch, tmp_path):
+    from serving_common import launch
+
+    folder = tmp_path / "metrics"
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.setenv("WORKERS", "1")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    assert launch.main("svc", "x:app", 9999, ("onnx_optimized",)) == launch.STARTUP_FAILURE
+    assert not folder.exists()
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ

@@ -8,7 +8,7 @@ the model once itself first, so that a bad model fails in seconds rather than af
 
 Metrics: several workers report one set of figures through prometheus_client's multiprocess mode (see
 serving_common.metrics); its folder is made (or emptied) here and named in ``PROMETHEUS_MULTIPROC_DIR`` before any
-worker imports prometheus_client, which picks its mode at import.
+worker imports prometheus_client, which picks its mode at import. One worker keeps its figures in its own memory.
 
 Shutdown: SIGTERM (or SIGINT) stops accepting connections at once, lets in-flight requests finish (up to
 ``SHUTDOWN_TIMEOUT_S``) and exits 0, with one worker (uvicorn's server is PID 1) and with several (the
@@ -67,7 +67,12 @@ def main(
         return CONFIG_ERROR
     print(json.dumps({"service": name, "config": settings.describe()}), flush=True)
     try:
-        _prepare_metrics_dir(settings.metrics_dir)
+        if settings.workers > 1:
+            _prepare_metrics_dir(settings.metrics_dir)
+        else:
+            # One process: prometheus_client's own values, cheaper than its memory-mapped files (0.08 ms less of
+            # the event loop's CPU a request, onnx-serving at c=50, 2026-12-05).
+            os.environ.pop(MULTIPROC_ENV, None)
     except OSError as error:
         print(
             f"{name}: configuration error: cannot use {settings.metrics_dir} for the metrics of the workers ({error}); "
