@@ -267,6 +267,12 @@ def test_load_rounds_give_intervals_paired_ratios_and_the_rps_assertion():
     assert torch_rounds["rps"]["median"] == 30.0
     assert torch_rounds["rps"]["low"] < torch_rounds["rps"]["centre"] < torch_rounds["rps"]["high"]
     assert torch_rounds["rps"]["half_width"] > 0.3  # unpaired, the drift is spread
+    # Efficiency over the rounds: their req/s over the one in-process rate (64 req/s here), the rounds' spread kept.
+    efficiency = torch_rounds["efficiency"]
+    cpus = float(CONFIG["cpus"])
+    for key in ("centre", "low", "high", "median"):
+        assert efficiency[key] == pytest.approx(torch_rounds["rps"][key] / (64.0 * cpus), abs=1e-3)
+    assert efficiency["half_width"] == torch_rounds["rps"]["half_width"]
     paired = report["ratio_intervals"]["rps"]["onnx_over_torch"]
     assert paired["centre"] == paired["low"] == paired["high"] == 2.0  # paired, it is gone
     # The rounds' ratio, not the single load run's (3.0), is what the assertion checks.
@@ -276,6 +282,7 @@ def test_load_rounds_give_intervals_paired_ratios_and_the_rps_assertion():
     assert assertion["interval"] == [2.0, 2.0]
     summary = render_summary(report)
     assert "## Load rounds" in summary
+    assert f"| {efficiency['centre']:.2f} [{efficiency['low']:.2f}, {efficiency['high']:.2f}] |" in summary
     assert "onnx_over_torch 2.00 [2.00, 2.00]" in summary
 
 

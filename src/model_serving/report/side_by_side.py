@@ -72,9 +72,20 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
     for name, r in measured.items():
         figures = [interval_cell(r[k]) if r[k] is not None else "–" for k in ("rps", "p50_ms", "p99_ms")]
         spread = f"± {100 * r['rps']['half_width']:.1f} %" if r["rps"] is not None else "–"
-        rows.append([f"`{name}`", figures[0], spread, *figures[1:], str(len(r["samples"]["rps"])), r["failure"] or ""])
+        efficiency = interval_cell(r["efficiency"]) if r.get("efficiency") else "–"
+        rows.append(
+            [
+                f"`{name}`",
+                figures[0],
+                spread,
+                *figures[1:],
+                efficiency,
+                str(len(r["samples"]["rps"])),
+                r["failure"] or "",
+            ]
+        )
     lines = ["", "## Load rounds", ""]
-    lines += table(["service", "req/s", "half-width", "p50 ms", "p99 ms", "rounds", "failure"], rows)
+    lines += table(["service", "req/s", "half-width", "p50 ms", "p99 ms", "efficiency", "rounds", "failure"], rows)
     paired = report.get("ratio_intervals", {}).get("rps", {})
     if paired:
         cells = [f"{name} {interval_cell(f)}" for name, f in paired.items() if f is not None]
@@ -85,7 +96,8 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
         f"The services side by side, {config.get('rounds')} rounds of ab -n {config.get('round_requests')}"
         f" -c {config.get('concurrency')}, one service loaded at a time, the order rotating each round. Figures:"
         " geometric mean [95 % interval: t on the logs of the rounds]; a ratio pairs the two services' runs of"
-        " each round. The req/s ratios and their assertions are these.",
+        " each round. The req/s ratios and their assertions are these. Efficiency here: the rounds' req/s ÷"
+        " (in-process req/s × CPU limit), the interval the rounds' only (the Performance table's divides one ab run).",
     ]
     return lines
 
