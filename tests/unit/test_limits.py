@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
-import json
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+import service_doubles
 from PIL import Image
+from service_doubles import png_body
 
 from serving_common.app import Service
 from serving_common.config import Settings
@@ -97,23 +96,7 @@ class _SlowPredictor:
 
 
 def _service(predictor: _SlowPredictor, timeout: float) -> Service:
-    settings = Settings(
-        model_dir=Path("/m"),
-        port=8080,
-        workers=1,
-        threads=1,
-        cpu_limit=1.0,
-        max_body_bytes=1 << 20,
-        max_pixels=1_000_000,
-        request_timeout_s=timeout,
-    )
-    return Service("test", settings, {"classes": ["a", "b"]}, predictor)
-
-
-def _png_body() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (4, 3), (1, 2, 3)).save(out, format="PNG")
-    return json.dumps({"image": base64.b64encode(out.getvalue()).decode()}).encode()
+    return service_doubles.service(predictor, request_timeout_s=timeout)
 
 
 def test_a_slow_request_is_a_504_at_the_timeout_and_the_thread_is_abandoned():
@@ -121,7 +104,7 @@ def test_a_slow_request_is_a_504_at_the_timeout_and_the_thread_is_abandoned():
     service = _service(predictor, timeout=0.05)
     started = time.monotonic()
     with pytest.raises(ApiError) as caught:
-        asyncio.run(service.predict_within_timeout(_png_body()))
+        asyncio.run(service.predict_within_timeout(png_body()))
     elapsed = time.monotonic() - started
     assert caught.value.status == 504
     assert caught.value.detail == "the request took longer than REQUEST_TIMEOUT_S (0.05 s) to process"
@@ -132,7 +115,7 @@ def test_a_slow_request_is_a_504_at_the_timeout_and_the_thread_is_abandoned():
 
 def test_fast_requests_and_refusals_are_unchanged():
     service = _service(_SlowPredictor(0), timeout=5)
-    index, probabilities = asyncio.run(service.predict_within_timeout(_png_body()))
+    index, probabilities = asyncio.run(service.predict_within_timeout(png_body()))
     assert index == 1
     assert list(probabilities) == [0.25, 0.75]
     with pytest.raises(ApiError) as caught:
@@ -144,7 +127,7 @@ def test_work_past_its_deadline_is_not_started():
     predictor = _SlowPredictor(0)
     service = _service(predictor, timeout=1)
     with pytest.raises(ApiError) as caught:
-        service.predict(_png_body(), deadline=time.monotonic() - 1)
+        service.predict(png_body(), deadline=time.monotonic() - 1)
     assert caught.value.status == 504
     assert predictor.calls == 0
 
@@ -215,7 +198,7 @@ class _CountingPredictor:
 
 
 async def _concurrently(service: Service, count: int) -> list[object]:
-    tasks = [asyncio.ensure_future(service.predict_within_timeout(_png_body())) for _ in range(count)]
+    tasks = [asyncio.ensure_future(service.predict_within_timeout(png_body())) for _ in range(count)]
     return await asyncio.gather(*tasks, return_exceptions=True)
 
 

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+import service_doubles
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
-from PIL import Image
+from service_doubles import png_body
 
-from serving_common.app import Service, ServiceApp
-from serving_common.config import Settings
+from serving_common.app import ServiceApp
 from serving_common.errors import ApiError
 from serving_common.metrics import ServiceMetrics
 from serving_common.predict_route import PredictRoute, probabilities_wanted, send_json
@@ -83,35 +79,19 @@ class _Predictor:
 
 @pytest.fixture
 def client() -> TestClient:
-    settings = Settings(
-        model_dir=Path("/m"),
-        port=8080,
-        workers=1,
-        threads=1,
-        cpu_limit=1.0,
-        max_body_bytes=2048,
-        max_pixels=1_000_000,
-        request_timeout_s=5,
-    )
-    service = Service("test", settings, {"classes": ["a", "b"]}, _Predictor())
+    service = service_doubles.service(_Predictor(), max_body_bytes=2048)
     app = ServiceApp(PredictRoute(lambda: service), ServiceMetrics("test"))
     return TestClient(app)
-
-
-def _png_body() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (4, 3), (1, 2, 3)).save(out, format="PNG")
-    return json.dumps({"image": base64.b64encode(out.getvalue()).decode()}).encode()
 
 
 _JSON = {"content-type": "application/json"}
 
 
 def test_a_prediction_with_and_without_probabilities(client):
-    plain = client.post("/predict/", content=_png_body(), headers=_JSON)
+    plain = client.post("/predict/", content=png_body(), headers=_JSON)
     assert (plain.status_code, plain.json()) == (200, {"prediction": "b"})
     assert "server-timing" in plain.headers
-    full = client.post("/predict/?probabilities=on", content=_png_body(), headers=_JSON)
+    full = client.post("/predict/?probabilities=on", content=png_body(), headers=_JSON)
     assert full.json() == {"prediction": "b", "probabilities": [0.25, 0.75]}
 
 
@@ -143,7 +123,7 @@ def test_other_methods_and_the_path_without_slash_are_answered_by_fastapi(client
     wrong_method = client.get("/predict/")
     assert (wrong_method.status_code, wrong_method.json()) == (405, {"detail": "Method Not Allowed"})
     assert wrong_method.headers["allow"] == "POST"
-    redirect = client.post("/predict", content=_png_body(), headers=_JSON, follow_redirects=False)
+    redirect = client.post("/predict", content=png_body(), headers=_JSON, follow_redirects=False)
     assert redirect.status_code == 307
     assert redirect.headers["location"].endswith("/predict/")
     assert client.get("/nowhere").status_code == 404
