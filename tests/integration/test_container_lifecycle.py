@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from testcontainers.core.container import DockerContainer
 
 from model_serving.docker.containers import ServiceStartError, run_service
 from model_serving.docker.engine import client
@@ -42,4 +43,31 @@ def test_missing_model_fails_fast_with_the_logs(service_images, cpus, name):
     ):
         pass
     assert "no manifest.json in /nowhere" in str(caught.value)
+    assert {c.id for c in client().containers.list(all=True)} == before
+
+
+@pytest.mark.parametrize(
+    "gone",
+    [
+        ConnectionError("the container has no port mapping left"),
+        # testcontainers' own wording when it saw the container exit before it ran
+        TimeoutError("container did not become running"),
+    ],
+)
+def test_a_service_that_exits_before_its_port_is_read_fails_with_the_logs(service_images, cpus, monkeypatch, gone):
+    # A service that fails at once (rust-onnx-serving on a bad model: under 60 ms) can be gone before testcontainers
+    # reads its port; which of the two errors it then raises depends on when it looked, so both are forced here.
+    name = "rust-onnx-serving"
+    before = {c.id for c in client().containers.list(all=True)}
+
+    def port_of_an_exited_container(self, port):
+        raise gone
+
+    monkeypatch.setattr(DockerContainer, "get_exposed_port", port_of_an_exited_container)
+    with (
+        pytest.raises(ServiceStartError, match="exited before its port could be read") as caught,
+        run_service(name, service_images[name].tag, cpus, env={"MODEL_DIR": "/nowhere"}, timeout_s=30),
+    ):
+        pass
+    assert str(gone) in str(caught.value)
     assert {c.id for c in client().containers.list(all=True)} == before

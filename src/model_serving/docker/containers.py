@@ -138,8 +138,9 @@ def run_service(
         container.start()
         try:
             host_port = int(container.get_exposed_port(port))
-        except ConnectionError as error:
-            # A service that exits at once (e.g. on a bad model) has no port mapping left to read.
+        except (ConnectionError, TimeoutError) as error:
+            # A service that exits at once (e.g. on a bad model) has no port mapping left to read: testcontainers
+            # says so with a ConnectionError, or, once it saw the container exited, "did not become running".
             raise ServiceStartError(
                 f"{service} ({image}) exited before its port could be read ({error}). Container logs:\n"
                 + _logs(container)
