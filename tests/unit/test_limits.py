@@ -95,13 +95,9 @@ class _SlowPredictor:
         return np.array([0.25, 0.75])
 
 
-def _service(predictor: _SlowPredictor, timeout: float) -> Service:
-    return service_doubles.service(predictor, request_timeout_s=timeout)
-
-
 def test_a_slow_request_is_a_504_at_the_timeout_and_the_thread_is_abandoned():
     predictor = _SlowPredictor(0.5)
-    service = _service(predictor, timeout=0.05)
+    service = service_doubles.service(predictor, request_timeout_s=0.05)
     started = time.monotonic()
     with pytest.raises(ApiError) as caught:
         asyncio.run(service.predict_within_timeout(png_body()))
@@ -114,7 +110,7 @@ def test_a_slow_request_is_a_504_at_the_timeout_and_the_thread_is_abandoned():
 
 
 def test_fast_requests_and_refusals_are_unchanged():
-    service = _service(_SlowPredictor(0), timeout=5)
+    service = service_doubles.service(_SlowPredictor(0), request_timeout_s=5)
     index, probabilities = asyncio.run(service.predict_within_timeout(png_body()))
     assert index == 1
     assert list(probabilities) == [0.25, 0.75]
@@ -125,7 +121,7 @@ def test_fast_requests_and_refusals_are_unchanged():
 
 def test_work_past_its_deadline_is_not_started():
     predictor = _SlowPredictor(0)
-    service = _service(predictor, timeout=1)
+    service = service_doubles.service(predictor, request_timeout_s=1)
     with pytest.raises(ApiError) as caught:
         service.predict(png_body(), deadline=time.monotonic() - 1)
     assert caught.value.status == 504
@@ -204,7 +200,7 @@ async def _concurrently(service: Service, count: int) -> list[object]:
 
 def test_a_worker_processes_one_request_at_a_time():
     predictor = _CountingPredictor(0.02)
-    service = _service(predictor, timeout=10)  # type: ignore[arg-type]
+    service = service_doubles.service(predictor, request_timeout_s=10)
     results = asyncio.run(_concurrently(service, 8))
     assert all(isinstance(result, tuple) for result in results), results
     assert predictor.calls == 8
@@ -213,7 +209,7 @@ def test_a_worker_processes_one_request_at_a_time():
 
 def test_a_request_that_waits_past_its_timeout_is_a_504_and_never_runs():
     predictor = _CountingPredictor(0.3)
-    service = _service(predictor, timeout=0.2)  # type: ignore[arg-type]
+    service = service_doubles.service(predictor, request_timeout_s=0.2)
     results = asyncio.run(_concurrently(service, 3))
     statuses = [result.status for result in results if isinstance(result, ApiError)]
     # The first runs past the timeout (504, finishes in its abandoned thread); the other two time out waiting.
