@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model_serving.imagegen import synthetic_photo
+from model_serving.model import onnx_graph
 from model_serving.model.onnx_graph import INPUT_NAME, preprocessing_graph
 from model_serving.model.preprocessing import crop_windows, preprocess, preprocess_crop
 from serving_common.decoding import decode_rgb
@@ -87,3 +88,24 @@ def test_crop_windows_are_the_resize_matrix_rows(in_size, out_size, start):
     assert torch.allclose(rows.sum(dim=1), torch.ones(224))
     assert int(indices.min()) >= 0
     assert int(indices.max()) <= in_size - 1
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 7])
+def test_rows_pass_in_parts_gives_the_same_bits(graph, monkeypatch, chunks):
+    """The rows pass's parts (ROWS_CHUNKS) only order the work: any count that splits the window groups gives
+    the default graph's output bit for bit, also where a part holds the image's first or last rows."""
+    monkeypatch.setattr(onnx_graph, "ROWS_CHUNKS", chunks)
+    other = ort.InferenceSession(
+        preprocessing_graph(ir_version=10).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    for width, height in ((1200, 727), (256, 2048), (224, 224)):
+        image = synthetic_photo(width, height, seed=width + height)[None]
+        (expected,) = graph.run(None, {INPUT_NAME: image})
+        (actual,) = other.run(None, {INPUT_NAME: image})
+        assert np.array_equal(actual, expected)
+
+
+def test_rows_pass_refuses_parts_that_do_not_split_the_groups(monkeypatch):
+    monkeypatch.setattr(onnx_graph, "ROWS_CHUNKS", 3)  # 56 window groups
+    with pytest.raises(ValueError, match="do not split into 3 equal parts"):
+        preprocessing_graph(ir_version=10)
