@@ -306,3 +306,29 @@ def test_interval_bound_checks_the_end_on_the_thresholds_side():
     by_interval = {a["name"]: a["passed"] for a in evaluate(measured, thresholds, intervals, "interval")}
     assert by_centre == {"rps.a.min": True, "rps.b.max": True}
     assert by_interval == {"rps.a.min": False, "rps.b.max": False}
+
+
+def test_rounds_efficiency_pairs_each_round_with_its_own_in_process_rate():
+    # The machine halves its speed in round 2: served and in-process halve together, so pairing keeps 0.75; the
+    # round whose bench failed (None) is left out; the load test's one in-process rate (64) plays no part.
+    rounds = Rounds(
+        reports={"torch-serving": [_ab_report(v) for v in (30.0, 15.0, 30.0)]},
+        limits={"torch-serving": [40.0, 20.0, None]},
+    )
+    results = {"torch-serving": _results()}
+    report = build_report("r", "t", ENVIRONMENT, CONFIG, results, {}, together=SideBySideResults(rounds))
+    torch_rounds = report["services"]["torch-serving"]["rounds"]
+    assert torch_rounds["in_process_rps"] == [40.0, 20.0, None]
+    efficiency = torch_rounds["efficiency"]
+    assert (
+        efficiency["centre"] == efficiency["low"] == efficiency["high"] == pytest.approx(0.75 / float(CONFIG["cpus"]))
+    )
+    assert efficiency["rounds"] == 2
+
+
+def test_an_in_process_rate_belongs_to_a_kept_round():
+    rounds = Rounds(reports={"torch-serving": [_ab_report(30.0)]})
+    rounds.record_limit("torch-serving", 40.0)
+    with pytest.raises(ValueError, match="not kept"):
+        rounds.record_limit("torch-serving", 41.0)  # no second round was kept
+    assert rounds.with_limits("torch-serving") == [(30.0, 40.0)]

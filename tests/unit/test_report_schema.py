@@ -160,6 +160,7 @@ def _together() -> SideBySideResults:
             "rust-onnx-serving": [_ab(90.0).report],
         },
         failures={"rust-onnx-serving": "round 2: 5 failed requests"},
+        limits={"torch-serving": [40.0, None, 41.0], "onnx-serving": [70.0, 35.0, 72.0]},
     )
     latency = {"p50": 9.0, "p90": 10.0, "p99": 13.0}
     sweep = {

@@ -44,6 +44,11 @@ class Profile:
     # round keep them well inside ± 8 % and pay for the usual comparison's extra rounds.
     rounds: int = 8
     round_requests: int = 500
+    # After each load round, the in-process bench in the same container for this long, so that the rounds'
+    # efficiency divides two figures of one moment and one container (0: not measured; efficiency then divides the
+    # rounds by the one in-process rate of the load test, taken minutes apart in another container, where two
+    # containers of one image differed by up to 15 % and the in-process rate moved ±5 % from run to run).
+    round_in_process_seconds: float = 3.0
     # Concurrency sweep (closed loop, ab), beside the rounds: requests per level (at least 4 × c).
     sweep_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     sweep_requests: int = 200
@@ -76,6 +81,7 @@ PROFILES = {
         usual_requests=150,
         rounds=2,
         round_requests=150,
+        round_in_process_seconds=1.0,
         sweep_concurrency=(1, 8, 32),
         sweep_requests=40,
         open_loop_fractions=(0.5, 0.9),

@@ -35,10 +35,16 @@ class Target:
 
 @dataclass
 class Rounds:
-    """ab's report of each completed round per target; a target whose run failed is measured no further."""
+    """ab's report of each completed round per target; a target whose run failed is measured no further.
+
+    ``limits``: where measured, the target's in-process req/s taken in its container right after each kept round,
+    in the same order as ``reports`` (None where that bench failed), so that efficiency pairs two figures of one
+    moment and one container.
+    """
 
     reports: dict[str, list[AbReport]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, list[float | None]] = field(default_factory=dict)
 
     def record(self, label: str, outcome: LoadOutcome, index: int) -> None:
         """Keep round ``index``'s run of ``label``: its report, or why it failed (the target is measured no further)."""
@@ -47,6 +53,18 @@ class Rounds:
         else:
             self.reports.setdefault(label, [])
             self.failures[label] = f"round {index + 1}: {outcome.failure}"
+
+    def record_limit(self, label: str, rps: float | None) -> None:
+        """The in-process req/s measured right after ``label``'s last kept round (None: the bench failed)."""
+        limits = self.limits.setdefault(label, [])
+        if len(limits) != len(self.reports.get(label, [])) - 1:
+            raise ValueError(f"{label}: an in-process rate for a round that was not kept")
+        limits.append(rps)
+
+    def with_limits(self, label: str) -> list[tuple[float, float]]:
+        """req/s and the in-process req/s of the same round, for the rounds that have both."""
+        rates = zip(self.reports.get(label, []), self.limits.get(label, []), strict=False)
+        return [(report.rps, limit) for report, limit in rates if limit is not None]
 
     def paired(self, first: str, second: str) -> list[tuple[float, float]]:
         """req/s of ``first`` and ``second`` in the rounds both completed (a round's two runs are minutes apart at

@@ -18,15 +18,17 @@ from model_serving.artifacts import SPLIT_FILES
 from model_serving.corpus import sized_payload_paths
 from model_serving.curves import Capacity
 from model_serving.docker.build import BuiltImage, build_service_image
-from model_serving.docker.containers import run_service
+from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import (
     LoadMeasurement,
+    MeasurementError,
     MemoryOverRequests,
     ServiceStarter,
+    in_process_rate,
     load_with_stages,
     measure_load,
     measure_memory_over_requests,
@@ -164,7 +166,7 @@ class PerfRun:
         profile = self.config.profile
         if self.together.rounds is None:
             self.together.rounds = Rounds({name: [] for name in running})
-        return load_round(
+        outcome = load_round(
             self.together.rounds,
             running,
             name,
@@ -175,6 +177,17 @@ class PerfRun:
             profile.rounds,
             self.progress,
         )
+        service = running[name]
+        if outcome.ok and profile.round_in_process_seconds > 0 and isinstance(service, RunningService):
+            seconds = profile.round_in_process_seconds
+            self.progress(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
+            try:
+                limit: float | None = in_process_rate(service, self.jpeg.read_bytes(), seconds)["rps"]
+            except MeasurementError as error:
+                self.progress(f"{name}: round {index + 1}: {error}")
+                limit = None
+            self.together.rounds.record_limit(name, limit)
+        return outcome
 
     def round_failed(self, name: str) -> str | None:
         return self.together.rounds.failures.get(name) if self.together.rounds else None

@@ -12,8 +12,9 @@ after each batch of a long run (perf/measure), its ``growth`` = last / after the
 in-process bench's own clocks (serving_common.bench, the binary's --bench).
 
 Side by side (perf/rounds.side_by_side: the services up together, loaded one at a time): ``rounds`` ← ab per
-round, geometric mean and 95 % t interval on logs (stats.log_interval), its ``efficiency`` that ÷ (in_process_rps ×
-CPU limit), ``ratio_intervals.rps`` ← the paired
+round, geometric mean and 95 % t interval on logs (stats.log_interval), its ``efficiency`` ← each round's req/s ÷
+(the in-process rate measured in its container right after it × CPU limit), paired (stats.ratio_interval; else the
+rounds' req/s ÷ (in_process_rps × CPU limit)), ``ratio_intervals.rps`` ← the paired
 rounds (stats.ratio_interval), which also give ``ratios.rps``; ``sweep`` ← ab per concurrency (perf/sweep), its
 knee from model_serving.curves; ``open_loop`` ← oha at fractions of the best sweep req/s (perf/open_loop,
 load/oha_parser); ``capacity`` ← the bisection of curves.search_capacity over oha runs; ``sizes`` ← ab and
@@ -156,6 +157,16 @@ def _scaled(figure: dict[str, Any] | None, factor: float) -> dict[str, Any] | No
     return {**figure, **{key: round(figure[key] * factor, 3) for key in ("centre", "low", "high", "median")}}
 
 
+def _rounds_efficiency(
+    rounds: Rounds, name: str, rps: dict[str, Any] | None, in_process_rps: float | None, cpus: float
+) -> dict[str, Any] | None:
+    """Each round's req/s ÷ (its own in-process rate × CPU limit), paired; without those, the rounds' req/s ÷ the
+    load test's one in-process rate."""
+    if pairs := rounds.with_limits(name):
+        return _interval_figure(ratio_interval([(served, limit * cpus) for served, limit in pairs]))
+    return _scaled(rps, 1 / (in_process_rps * cpus)) if in_process_rps else None
+
+
 def _rounds_section(reports: list[AbReport], failure: str | None) -> dict[str, Any]:
     samples = {name: [figure(report) for report in reports] for name, figure in ROUND_FIGURES.items()}
     section: dict[str, Any] = {name: _interval_figure(log_interval(v)) if v else None for name, v in samples.items()}
@@ -230,9 +241,9 @@ def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any]
     for name, section in services.items():
         if together.rounds is not None and name in together.rounds.reports:
             section["rounds"] = _rounds_section(together.rounds.reports[name], together.rounds.failures.get(name))
-            limit = section.get("in_process_rps")
-            section["rounds"]["efficiency"] = (
-                _scaled(section["rounds"]["rps"], 1 / (limit * float(config["cpus"]))) if limit else None
+            section["rounds"]["in_process_rps"] = together.rounds.limits.get(name, [])
+            section["rounds"]["efficiency"] = _rounds_efficiency(
+                together.rounds, name, section["rounds"]["rps"], section.get("in_process_rps"), float(config["cpus"])
             )
         if together.sweep and name in together.sweep:
             section["sweep"] = _sweep_section(together.sweep[name])

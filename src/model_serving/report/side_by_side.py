@@ -96,8 +96,9 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
         f"The services side by side, {config.get('rounds')} rounds of ab -n {config.get('round_requests')}"
         f" -c {config.get('concurrency')}, one service loaded at a time, the order rotating each round. Figures:"
         " geometric mean [95 % interval: t on the logs of the rounds]; a ratio pairs the two services' runs of"
-        " each round. The req/s ratios and their assertions are these. Efficiency here: the rounds' req/s ÷"
-        " (in-process req/s × CPU limit), the interval the rounds' only (the Performance table's divides one ab run).",
+        " each round. The req/s ratios and their assertions are these. Efficiency here: each round's req/s ÷"
+        " (in-process req/s × CPU limit), the in-process rate measured in the same container right after that round"
+        " (without those, the one in-process run of the Performance table, which divides one ab run by it).",
     ]
     return lines
 
