@@ -79,6 +79,9 @@ class TestSideBySide:
                 }
             )
         assert outcome.ok, f"{name}, round {round_index + 1}: failed measurement: {outcome.failure}"
+        # Outside the timed call: the history keeps the ab run alone.
+        if (limit := perf.round_limit(together, name, round_index)) is not None:
+            benchmark.extra_info["in_process_rps"] = limit
 
     def test_concurrency_sweep(self, perf, together):
         sweep = perf.concurrency_sweep(together)

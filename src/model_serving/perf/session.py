@@ -166,7 +166,7 @@ class PerfRun:
         profile = self.config.profile
         if self.together.rounds is None:
             self.together.rounds = Rounds({name: [] for name in running})
-        outcome = load_round(
+        return load_round(
             self.together.rounds,
             running,
             name,
@@ -177,17 +177,22 @@ class PerfRun:
             profile.rounds,
             self.progress,
         )
+
+    def round_limit(self, running: Mapping[str, Endpoint], name: str, index: int) -> float | None:
+        """Right after round ``index`` of ``name`` was kept: the in-process req/s in its container, recorded with the
+        round (None, and nothing run, for a service the suite did not start or with round_in_process_seconds 0)."""
+        seconds = self.config.profile.round_in_process_seconds
         service = running[name]
-        if outcome.ok and profile.round_in_process_seconds > 0 and isinstance(service, RunningService):
-            seconds = profile.round_in_process_seconds
-            self.progress(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
-            try:
-                limit: float | None = in_process_rate(service, self.jpeg.read_bytes(), seconds)["rps"]
-            except MeasurementError as error:
-                self.progress(f"{name}: round {index + 1}: {error}")
-                limit = None
-            self.together.rounds.record_limit(name, limit)
-        return outcome
+        if self.together.rounds is None or seconds <= 0 or not isinstance(service, RunningService):
+            return None
+        self.progress(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
+        try:
+            limit: float | None = in_process_rate(service, self.jpeg.read_bytes(), seconds)["rps"]
+        except MeasurementError as error:
+            self.progress(f"{name}: round {index + 1}: {error}")
+            limit = None
+        self.together.rounds.record_limit(name, limit)
+        return limit
 
     def round_failed(self, name: str) -> str | None:
         return self.together.rounds.failures.get(name) if self.together.rounds else None
