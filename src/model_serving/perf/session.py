@@ -120,7 +120,7 @@ class PerfRun:
             self._image(service).tag,
             profile.cpus,
             self.body,
-            self.jpeg.read_bytes(),
+            self._jpeg_bytes,
             profile.requests,
             profile.concurrency,
             profile.warmup_requests,
@@ -130,6 +130,11 @@ class PerfRun:
             self._split_graph,
         )
         return results.load
+
+    @cached_property
+    def _jpeg_bytes(self) -> bytes:
+        """The benchmark image, read once a run: each in-process bench (the load test's, every round's) copies it in."""
+        return self.jpeg.read_bytes()
 
     @cached_property
     def _split_graph(self) -> tuple[bytes, bytes] | None:
@@ -187,7 +192,7 @@ class PerfRun:
             return None
         self.progress(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
         try:
-            limit: float | None = in_process_rate(service, self.jpeg.read_bytes(), seconds)["rps"]
+            limit: float | None = in_process_rate(service, self._jpeg_bytes, seconds)["rps"]
         except MeasurementError as error:
             self.progress(f"{name}: round {index + 1}: {error}")
             limit = None
@@ -299,7 +304,7 @@ class PerfRun:
             usual,
             USUAL[service].description,
             profile.cpus,
-            self.jpeg.read_bytes(),
+            self._jpeg_bytes,
             self.body,
             profile.usual_requests,
             profile.concurrency,
