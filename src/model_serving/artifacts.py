@@ -48,8 +48,9 @@ from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sh
 
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
 # 3: state_dict_tensors in the manifest; 4: the two sub-graphs for the in-process bench; 5: the crop-only
-# preprocessing graph; 6: its normalization as one multiply-add; 7: its rows pass in parts (ROWS_CHUNKS).
-EXPORT_FORMAT = 7
+# preprocessing graph; 6: its normalization as one multiply-add; 7: its rows pass in parts (ROWS_CHUNKS); 8: both
+# passes in those parts, window groups of 8 (BLOCK).
+EXPORT_FORMAT = 8
 FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": "model.optimized.onnx"}
 #: The served graph's two halves, optimized apart, so the in-process bench can time preprocessing and network
 #: (the services run the whole graph as one call). Copied into a container only for the bench, never baked in.

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from model_serving.imagegen import synthetic_photo
-from model_serving.model import onnx_graph
+from model_serving.model import onnx_graph, preprocessing
 from model_serving.model.onnx_graph import INPUT_NAME, preprocessing_graph
 from model_serving.model.preprocessing import crop_windows, preprocess, preprocess_crop
 from serving_common.decoding import decode_rgb
@@ -91,9 +91,9 @@ def test_crop_windows_are_the_resize_matrix_rows(in_size, out_size, start):
 
 
 @pytest.mark.parametrize("chunks", [1, 2, 7])
-def test_rows_pass_in_parts_gives_the_same_bits(graph, monkeypatch, chunks):
-    """The rows pass's parts (ROWS_CHUNKS) only order the work: any count that splits the window groups gives
-    the default graph's output bit for bit, also where a part holds the image's first or last rows."""
+def test_crop_in_parts_gives_the_same_bits(graph, monkeypatch, chunks):
+    """The crop's parts (ROWS_CHUNKS) only order the work: any count that splits the window groups gives the
+    default graph's output bit for bit, also where a part holds the image's first or last rows."""
     monkeypatch.setattr(onnx_graph, "ROWS_CHUNKS", chunks)
     other = ort.InferenceSession(
         preprocessing_graph(ir_version=10).SerializeToString(), providers=["CPUExecutionProvider"]
@@ -105,7 +105,18 @@ def test_rows_pass_in_parts_gives_the_same_bits(graph, monkeypatch, chunks):
         assert np.array_equal(actual, expected)
 
 
-def test_rows_pass_refuses_parts_that_do_not_split_the_groups(monkeypatch):
-    monkeypatch.setattr(onnx_graph, "ROWS_CHUNKS", 3)  # 56 window groups
+def test_crop_refuses_parts_that_do_not_split_the_groups(monkeypatch):
+    monkeypatch.setattr(onnx_graph, "ROWS_CHUNKS", 3)  # 28 window groups
     with pytest.raises(ValueError, match="do not split into 3 equal parts"):
         preprocessing_graph(ir_version=10)
+
+
+@pytest.mark.parametrize("parts", [1, 3, 28])
+def test_torch_crop_in_parts_gives_the_same_bits(monkeypatch, parts):
+    """preprocess_crop's parts (CROP_PARTS) only order the work: any count, even one that leaves a shorter last
+    part, gives the default's output bit for bit, also where a part holds the image's first or last rows."""
+    images = [synthetic_photo(width, height, seed=width + height) for width, height in ((1200, 727), (256, 2048))]
+    expected = [preprocess_crop(image) for image in images]
+    monkeypatch.setattr(preprocessing, "CROP_PARTS", parts)
+    for image, default in zip(images, expected, strict=True):
+        assert torch.equal(preprocess_crop(image), default)

@@ -23,12 +23,16 @@ OPSET = 18  # Resize with antialias needs opset 18.
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 PIXELS_NAME = "pixel_values"  # the joint between the two graphs
-# The rows pass casts its gathered input rows to float in this many parts, each weighed before the next is made:
-# a part's floats (1.7 MB for the 1200×727 photo) stay in cache for their product and their memory serves the
-# next part. Interleaved with the network and a decode, as a request runs (2026-12-05, AMD EPYC): preprocessing
-# ×0.89 at 1200×727 and ×0.67 at 1920×1080 against one part; 2 parts ×0.87 and ×0.78; 7 or 8 parts ×0.94; at
-# 320×240 four parts cost ~5 % more (19 more nodes). The columns pass in parts did not gain.
-ROWS_CHUNKS = 4
+# The crop is made in this many parts of its output rows (4 window groups of BLOCK rows each), each part through
+# both passes before the next starts: a part's floats (about 0.9 MB gathered and 0.25 MB weighed for the 1200×727
+# photo) stay in cache from one step to the next, and their memory serves the next part. Interleaved with the
+# network and a decode, as a request runs, 1200×727:
+# - the rows pass alone in 4 parts, BLOCK 4 (AMD EPYC): ×0.89 against one part (×0.67 at 1920×1080);
+# - both passes in 4 parts, BLOCK 4 (Intel Xeon): `model-serving check`'s ratio 1.05 → 0.98–0.99 (the Concat of
+#   the whole rows product and the turn of all of it are gone);
+# - BLOCK 8 in 7 parts: ×0.89–0.90 against that (check: 0.87–0.88); 4 parts ×1.06, 14 ×1.04, 28 ×1.23 against
+#   7; at 1920×1080 ×0.85, 4000×3000 ×0.96, but 640×480 ×1.04 and 320×240 ×1.08 (0.05 ms: more nodes).
+ROWS_CHUNKS = 7
 
 
 def _constant(name: str, values: np.ndarray) -> TensorProto:
@@ -111,8 +115,9 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
 
     The antialiased resize is computed for the crop's pixels only, as ``preprocessing.preprocess_crop`` does it
     (equal to ``Resize(antialias=1)`` then ``Slice`` up to float rounding; a full ``Resize`` cost three times the
-    network): the input region the crop reads, rows pass over windows of input rows (gathered as uint8, made
-    float only then, in :data:`ROWS_CHUNKS` parts), the 224 rows turned, columns pass, normalize.
+    network): the input region the crop reads, then in :data:`ROWS_CHUNKS` parts of the output rows: rows pass
+    over windows of input rows (gathered as uint8, made float only then), turned, columns pass, turned; the parts
+    joined, normalized.
     """
     g = _Nodes()
     for name, value, dtype in (
@@ -136,8 +141,8 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
         ("block", [BLOCK], np.int64),
         ("block_last", [BLOCK - 1], np.int64),
         # (x / 255 - mean) / std as one multiply and one add per value: x * scale + shift.
-        ("scale", 1.0 / (255.0 * np.reshape(STD, (1, 1, 3, 1))), np.float32),
-        ("shift", -np.reshape(MEAN, (1, 1, 3, 1)) / np.reshape(STD, (1, 1, 3, 1)), np.float32),
+        ("scale", 1.0 / (255.0 * np.reshape(STD, (3, 1, 1))), np.float32),
+        ("shift", -np.reshape(MEAN, (3, 1, 1)) / np.reshape(STD, (3, 1, 1)), np.float32),
     ):
         g.constant(name, np.array(value, dtype=dtype))
     # Resized size: shorter side 256, longer side floor(256 * long / short), in integers; crop offsets
@@ -179,49 +184,56 @@ def preprocessing_graph(ir_version: int) -> onnx.ModelProto:
         g.add("Gather", [region_from, axis], f"{name}_origin") for axis, name in (("zero_i", "rows"), ("one_i", "cols"))
     )
 
-    def weighed(
-        lines: str, index: str, origin: str, weight: str, name: str, chunks: int = 1, cast: bool = False
-    ) -> str:
-        # Every window's input lines gathered ([groups, length, line]) and weighed in batched products, the groups
-        # in `chunks` equal parts one after the other; uint8 lines are cast after the gather (fewer values).
+    def windows(index: str, origin: str, weight: str, name: str, parts: int) -> tuple[list[str], list[str], str]:
+        # The window indices local to the region and the weights, cut into `parts` equal runs of window groups,
+        # and the [groups in a part, window length, -1] shape of a part's gathered lines.
         local = g.add("Sub", [index, origin], f"{name}_local")
         length = g.add("Shape", [weight], f"{name}_window_len", start=2)
-        groups, rest = divmod(CROP_SIZE // BLOCK, chunks)
+        groups, rest = divmod(CROP_SIZE // BLOCK, parts)
         if rest:
-            raise ValueError(f"{CROP_SIZE // BLOCK} window groups do not split into {chunks} equal parts")
-        group_count = g.constant(f"{name}_chunk_groups", np.array([groups], np.int64))
+            raise ValueError(f"{CROP_SIZE // BLOCK} window groups do not split into {parts} equal parts")
+        group_count = g.constant(f"{name}_part_groups", np.array([groups], np.int64))
         shape = g.add("Concat", [group_count, length, "flat"], f"{name}_shape", axis=0)
-        if chunks == 1:
-            indices, weights = [local], [weight]
-        else:
-            by_chunk = g.add(
-                "Reshape", [local, g.constant(f"{name}_chunks", np.array([chunks, -1], np.int64))], f"{name}_by_chunk"
-            )
-            indices = [
-                g.add("Reshape", [part, "flat"], f"{part}_flat") for part in g.split(by_chunk, chunks, f"{name}_index")
-            ]
-            weights = g.split(weight, chunks, f"{name}_weight")
-        products = []
-        for part, (part_index, part_weight) in enumerate(zip(indices, weights, strict=True)):
-            gathered = g.add("Gather", [lines, part_index], f"{name}_lines_{part}", axis=0)
-            if cast:
-                gathered = g.add("Cast", [gathered], f"{name}_f_{part}", to=TensorProto.FLOAT)
-            grouped = g.add("Reshape", [gathered, shape], f"{name}_grouped_{part}")
-            products.append(g.add("MatMul", [part_weight, grouped], f"{name}_product_{part}"))
-        return products[0] if chunks == 1 else g.add("Concat", products, f"{name}_product", axis=0)
+        if parts == 1:
+            return [local], [weight], shape
+        by_part = g.add(
+            "Reshape", [local, g.constant(f"{name}_parts", np.array([parts, -1], np.int64))], f"{name}_by_part"
+        )
+        indices = [
+            g.add("Reshape", [part, "flat"], f"{part}_flat") for part in g.split(by_part, parts, f"{name}_index")
+        ]
+        return indices, g.split(weight, parts, f"{name}_weight"), shape
 
-    # Rows pass → [224 rows, columns, 3]; turned to [columns, 3, 224 rows] (ORT moves the first or the last axis
-    # fast, a middle one slowly); columns pass → [224 columns, 3, 224 rows].
-    rows_shape = g.constant("rows_out", np.array([CROP_SIZE, -1, 3], np.int64))
-    rows = weighed(region, row_index, row0, row_weight, "rows", chunks=ROWS_CHUNKS, cast=True)
-    vertical = g.add("Reshape", [rows, rows_shape], "vertical")
-    turned = g.add("Transpose", [vertical], "turned", perm=[1, 2, 0])
-    cols_shape = g.constant("cols_out", np.array([CROP_SIZE, 1, 3, CROP_SIZE], np.int64))
-    horizontal = g.add("Reshape", [weighed(turned, col_index, col0, col_weight, "cols"), cols_shape], "horizontal")
-    # Normalize, (x / 255 - mean) / std as x * scale + shift, then turn to NCHW (the first axis moved last: no
-    # Unsqueeze copy).
-    normalized = g.add("Add", [g.add("Mul", [horizontal, "scale"], "scaled"), "shift"], "normalized")
-    g.add("Transpose", [normalized], PIXELS_NAME, perm=[1, 2, 3, 0])
+    def weighed(lines: str, index: str, weight: str, shape: str, name: str, cast: bool = False) -> str:
+        # Every window's input lines gathered ([groups, length, line]) and weighed in batched products; uint8
+        # lines are cast after the gather (fewer values).
+        gathered = g.add("Gather", [lines, index], f"{name}_lines", axis=0)
+        if cast:
+            gathered = g.add("Cast", [gathered], f"{name}_f", to=TensorProto.FLOAT)
+        grouped = g.add("Reshape", [gathered, shape], f"{name}_grouped")
+        return g.add("MatMul", [weight, grouped], f"{name}_product")
+
+    # The crop is made in ROWS_CHUNKS parts of its output rows, each carried from the input's rows to its pixels
+    # before the next starts: rows pass → [rows, columns, 3]; turned to [columns, 3, rows] (ORT moves the first or
+    # the last axis fast, a middle one slowly); columns pass → [224 columns, 3, rows]; turned to [3, rows, 224
+    # columns]. The parts are joined along the rows, then normalized.
+    row_locals, row_weights, rows_shape = windows(row_index, row0, row_weight, "rows", ROWS_CHUNKS)
+    (col_local,), (col_weight,), cols_shape = windows(col_index, col0, col_weight, "cols", 1)
+    part_rows = CROP_SIZE // ROWS_CHUNKS
+    vertical_shape = g.constant("vertical_shape", np.array([part_rows, -1, 3], np.int64))
+    horizontal_shape = g.constant("horizontal_shape", np.array([CROP_SIZE, 3, part_rows], np.int64))
+    parts = []
+    for part, (part_local, part_weight) in enumerate(zip(row_locals, row_weights, strict=True)):
+        rows = weighed(region, part_local, part_weight, rows_shape, f"rows_{part}", cast=True)
+        vertical = g.add("Reshape", [rows, vertical_shape], f"vertical_{part}")
+        turned = g.add("Transpose", [vertical], f"turned_{part}", perm=[1, 2, 0])
+        columns = weighed(turned, col_local, col_weight, cols_shape, f"cols_{part}")
+        horizontal = g.add("Reshape", [columns, horizontal_shape], f"horizontal_{part}")
+        parts.append(g.add("Transpose", [horizontal], f"cropped_{part}", perm=[1, 2, 0]))
+    cropped = parts[0] if ROWS_CHUNKS == 1 else g.add("Concat", parts, "cropped", axis=1)  # [3, 224, 224]
+    # Normalize, (x / 255 - mean) / std as x * scale + shift.
+    normalized = g.add("Add", [g.add("Mul", [cropped, "scale"], "scaled"), "shift"], "normalized")
+    g.add("Unsqueeze", [normalized, "first"], PIXELS_NAME)
     graph = helper.make_graph(
         g.nodes,
         "preprocess",
