@@ -12,6 +12,7 @@ from model_serving.docker.build import BuiltImage
 from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.oha_parser import parse_oha_json
 from model_serving.load.stats_sampler import ResourceSamples
+from model_serving.metrics.thread_cpu import ThreadTime, cpu_per_request
 from model_serving.perf.config import SERVICES, RunConfig, profile_with
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
 from model_serving.perf.open_loop import OpenLoopPoint
@@ -106,6 +107,7 @@ def _staged_service(name: str, rps: float, size_mb: float) -> ServiceResults:
         stages_ms=_stages(onnx, queue_ms=280.0),
         responses={"200": 200.0},
         at_c1=StagedRun(_ab(), _stages(onnx), {"200": 30.0}),
+        thread_cpu=cpu_per_request({}, {1: ThreadTime(1, 1, "python", 900_000_000)}, 200),
     )
     return ServiceResults(
         _image(name, size_mb),

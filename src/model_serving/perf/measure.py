@@ -25,7 +25,9 @@ from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
 from model_serving.load.stats_sampler import ResourceSamples, memory_now, sample_resources
+from model_serving.load.thread_sampler import ThreadsUnavailable, container_threads
 from model_serving.metrics.prometheus import Scrape, parse_scrape, stage_figures
+from model_serving.metrics.thread_cpu import ThreadCpu, ThreadTime, cpu_per_request
 from model_serving.perf.endpoint import Endpoint
 
 Progress = Callable[[str], None]
@@ -71,6 +73,9 @@ class LoadMeasurement:
     stages_ms: StageFigures = field(default_factory=dict)
     responses: dict[str, float] = field(default_factory=dict)
     at_c1: StagedRun | None = None
+    #: CPU per request by thread over the load run; None with ``thread_cpu_unavailable`` saying why.
+    thread_cpu: ThreadCpu | None = None
+    thread_cpu_unavailable: str | None = None
 
 
 @dataclass
@@ -186,24 +191,45 @@ def load_with_stages(
     progress: Progress,
     requests_c1: int = 0,
     sampling: Callable[[], AbstractContextManager[ResourceSamples]] | None = None,
+    threads: Callable[[], dict[int, ThreadTime]] | None = None,
 ) -> LoadMeasurement:
     """What needs only the service's URL: its ``GET /``, warm-up, ab with its stages scraped from ``/metrics``
-    (``sampling`` collects resources around the run: none without it), then a short run at c=1."""
+    (``sampling`` collects resources around the run, ``threads`` reads the service's threads before and after it:
+    neither without them), then a short run at c=1."""
     health = httpx.get(f"{service.base_url}/", timeout=10).json()
     progress(
         f"{service.service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}"
     )
     warm_up(service, body_path.read_bytes(), warmup_requests)
     warm_up_at_concurrency(service, body_path, concurrency)
+    before = _read_threads(threads)
     with (sampling or (lambda: nullcontext(ResourceSamples())))() as resources:
         loaded = staged_ab(service, body_path, requests, concurrency, progress)
     measurement = LoadMeasurement(
         loaded.outcome, resources, health, stages_ms=loaded.stages_ms, responses=loaded.responses
     )
+    if isinstance(before, str):
+        measurement.thread_cpu_unavailable = before
+    elif before is not None and loaded.outcome.ok and loaded.outcome.report is not None:
+        after = _read_threads(threads)
+        if isinstance(after, str):
+            measurement.thread_cpu_unavailable = after
+        elif after is not None:
+            measurement.thread_cpu = cpu_per_request(before, after, loaded.outcome.report.complete)
     if loaded.outcome.ok and requests_c1 > 0:
         progress(f"{service.service}: {requests_c1} requests at c=1, for where the time goes")
         measurement.at_c1 = staged_ab(service, body_path, requests_c1, 1, progress)
     return measurement
+
+
+def _read_threads(threads: Callable[[], dict[int, ThreadTime]] | None) -> dict[int, ThreadTime] | str | None:
+    """The service's threads, the reason they cannot be read, or None when not asked for."""
+    if threads is None:
+        return None
+    try:
+        return threads()
+    except ThreadsUnavailable as error:
+        return str(error)
 
 
 def measure_load(
@@ -233,6 +259,7 @@ def measure_load(
             progress,
             requests_c1,
             lambda: sample_resources(container),
+            lambda: container_threads(container),
         )
         if not measurement.outcome.ok:
             return measurement

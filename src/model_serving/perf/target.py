@@ -30,6 +30,7 @@ UNAVAILABLE: dict[str, str] = {
     "in_process_rps": f"{_NOT_STARTED}: the in-process bench runs inside its own container",
     "in_process_stages_ms": f"{_NOT_STARTED}: the in-process bench runs inside its own container",
     "efficiency": f"{_NOT_STARTED}: efficiency needs the in-process req/s",
+    "thread_cpu": f"{_NOT_STARTED}: CPU per thread is read from its container's processes on the engine's host",
     "memory_over_requests": f"{_NOT_STARTED}: memory over requests needs a fresh container and its memory at rest",
     "against_usual": f"{_NOT_STARTED}: the usual implementations run beside it in containers the suite starts",
 }

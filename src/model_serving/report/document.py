@@ -9,7 +9,9 @@ after each batch of a long run (perf/measure), its ``growth`` = last / after the
 ``stages_ms`` ← the service's own ``/metrics`` histograms, scraped before and after the load run
 (metrics/prometheus); ``at_c1`` ← the same for a short ab run at c=1, where ``coverage`` = the stages' summed means
 ÷ ab's mean time per request (what the stages explain of the service time); ``in_process_stages_ms`` ← the
-in-process bench's own clocks (serving_common.bench, the binary's --bench).
+in-process bench's own clocks (serving_common.bench, the binary's --bench); ``thread_cpu`` ← each of the service's
+threads' time on a CPU, read from the engine host's /proc before and after the load run, ÷ its requests
+(load/thread_sampler, metrics/thread_cpu).
 
 Side by side (perf/rounds.side_by_side: the services up together, loaded one at a time): ``rounds`` ← ab per
 round, geometric mean and 95 % t interval on logs (stats.log_interval), its ``efficiency`` ← each round's req/s ÷
@@ -313,6 +315,10 @@ def service_section(results: ServiceResults, cpus: float) -> dict[str, Any]:
     if measurement.at_c1 is not None:
         section["at_c1"] = _at_c1_section(measurement.at_c1)
     section["in_process_stages_ms"] = measurement.in_process_detail.get("stages_ms", {})
+    if measurement.thread_cpu is not None:
+        section["thread_cpu"] = measurement.thread_cpu.as_dict()
+    elif measurement.thread_cpu_unavailable:
+        section.setdefault("unavailable", {})["thread_cpu"] = measurement.thread_cpu_unavailable
     if outcome.ok and outcome.report and measurement.in_process_rps:
         section["efficiency"] = round(outcome.report.rps / (measurement.in_process_rps * cpus), 3)
     else:

@@ -72,6 +72,45 @@ def _where_the_time_goes(services: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _cpu_by_thread(services: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for name, section in services.items():
+        measured = section.get("thread_cpu")
+        if not measured:
+            continue
+        ms = measured["ms_per_request"]
+        in_process = section.get("in_process_rps")
+        path_ms = 1000 / in_process if in_process else None
+        busy = [t for t in measured["threads"] if t["ms_per_request"] >= 0.005][:3]  # idle pools left out
+        busiest = ", ".join(f"`{t['name']}` {t['ms_per_request']:.2f}" for t in busy)
+        rows.append(
+            [
+                f"`{name}`",
+                *(cell(ms[role], 2) for role in ("server", "worker", "other", "total")),
+                cell(path_ms, 2),
+                cell(ms["worker"] / path_ms if path_ms else None, 3),
+                cell(path_ms / ms["total"] if path_ms and ms["total"] else None, 3),
+                busiest,
+            ]
+        )
+    if not rows:
+        return []
+    header = ["service", "server", "worker", "other", "total", "in-process", "worker ÷ in-process"]
+    lines = ["", "### CPU per request, by thread", ""]
+    lines += table([*header, "in-process ÷ total", "busiest threads"], rows)
+    lines += [
+        "",
+        "CPU milliseconds per request over the load run: each thread's time on a CPU "
+        "(`/proc/<pid>/task/<tid>/schedstat` on the engine's host) after the load run minus before, ÷ its requests. "
+        "server: what speaks HTTP (the Python event loop, actix-web's threads); "
+        "worker: the thread that decodes and infers (`predict`, `inference-0`); other: the rest. in-process: the "
+        "bench's decode-and-infer time per request (1 ÷ in-process req/s), the same path on one thread without HTTP. "
+        "in-process ÷ total is about the efficiency: the server's CPU, and the worker's beyond the bench's, are what "
+        "serving adds.",
+    ]
+    return lines
+
+
 def _against_usual(services: Mapping[str, Any]) -> list[str]:
     compared = {name: s["against_usual"] for name, s in services.items() if "against_usual" in s}
     if not compared:
@@ -183,6 +222,7 @@ def render_summary(report: Mapping[str, Any]) -> str:
     lines += unavailable_lines(services)
     lines += side_by_side_sections(report)
     lines += _where_the_time_goes(services)
+    lines += _cpu_by_thread(services)
     lines += _against_usual(services)
     lines += ["", "## Deployment", ""]
     rows = [
