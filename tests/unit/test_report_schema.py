@@ -163,6 +163,7 @@ def _together() -> SideBySideResults:
         },
         failures={"rust-onnx-serving": "round 2: 5 failed requests"},
         limits={"torch-serving": [40.0, None, 41.0], "onnx-serving": [70.0, 35.0, 72.0]},
+        thread_cpu={"onnx-serving": [cpu_per_request({}, {1: ThreadTime(1, 1, "python", 900_000_000)}, 200)]},
     )
     latency = {"p50": 9.0, "p90": 10.0, "p99": 13.0}
     sweep = {

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import CONFIG, ENVIRONMENT, _results
+from test_report import CONFIG, ENVIRONMENT, _ab_report, _results
 
 from model_serving.load.thread_sampler import ThreadsUnavailable, container_threads
 from model_serving.metrics.thread_cpu import ThreadTime, cpu_per_request, parse_schedstat
-from model_serving.report.document import build_report
+from model_serving.perf.rounds import Rounds
+from model_serving.report.document import SideBySideResults, build_report
 from model_serving.report.summary import render_summary
 
 
@@ -135,3 +136,23 @@ def test_the_report_and_summary_show_cpu_by_thread_or_why_not():
         in (summary)
     )
     assert "remote engine?" in summary
+
+
+def test_the_rounds_mean_cpu_by_thread_is_in_the_rounds_section_and_the_summary():
+    rounds = Rounds(
+        reports={"onnx-serving": [_ab_report(v) for v in (100.0, 110.0)]},
+        limits={"onnx-serving": [125.0, 100.0]},  # in-process 8 and 10 ms a request
+        thread_cpu={
+            "onnx-serving": [
+                cpu_per_request({}, _threads((1, "python", 1_000_000_000), (63, "predict", 8_000_000_000)), 1000),
+                cpu_per_request({}, _threads((1, "python", 600_000_000), (63, "predict", 9_400_000_000)), 1000),
+            ]
+        },
+    )
+    results = {"onnx-serving": _results()}
+    report = build_report("r", "t", ENVIRONMENT, CONFIG, results, {}, together=SideBySideResults(rounds))
+    section = report["services"]["onnx-serving"]["rounds"]
+    assert section["thread_cpu_ms"] == {"server": 0.8, "worker": 8.7, "other": 0.0, "total": 9.5, "rounds": 2}
+    # in-process: the mean of 8 and 10 ms, 9 ms; ÷ 9.5 ms of CPU a request: 0.947
+    assert "`onnx-serving` 0.80 / 8.70 / 9.50 (in-process 9.00, ÷ total 0.947)" in render_summary(report)
+    assert Rounds(reports={"onnx-serving": []}).mean_thread_cpu("onnx-serving") is None

@@ -232,6 +232,17 @@ def _read_threads(threads: Callable[[], dict[int, ThreadTime]] | None) -> dict[i
         return str(error)
 
 
+def threads_if_readable(service: Endpoint) -> dict[int, ThreadTime] | None:
+    """The threads of a service the suite started, where they can be read from here; None otherwise (the main load
+    run's section says why: ``thread_cpu_unavailable``)."""
+    if not isinstance(service, RunningService):
+        return None
+    try:
+        return container_threads(service.container.get_wrapped_container())
+    except ThreadsUnavailable:
+        return None
+
+
 def measure_load(
     service: str,
     image: str,

@@ -17,6 +17,7 @@ from typing import TypeVar
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import AbReport, LoadOutcome
 from model_serving.load.ab_runner import run_ab
+from model_serving.metrics.thread_cpu import ROLES, ThreadCpu
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import warm_up, warm_up_at_concurrency
 
@@ -39,12 +40,14 @@ class Rounds:
 
     ``limits``: where measured, the target's in-process req/s taken in its container right after each kept round,
     in the same order as ``reports`` (None where that bench failed), so that efficiency pairs two figures of one
-    moment and one container.
+    moment and one container. ``thread_cpu``: where the threads could be read, CPU per request by thread of each
+    kept round.
     """
 
     reports: dict[str, list[AbReport]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     limits: dict[str, list[float | None]] = field(default_factory=dict)
+    thread_cpu: dict[str, list[ThreadCpu]] = field(default_factory=dict)
 
     def record(self, label: str, outcome: LoadOutcome, index: int) -> None:
         """Keep round ``index``'s run of ``label``: its report, or why it failed (the target is measured no further)."""
@@ -60,6 +63,17 @@ class Rounds:
         if len(limits) != len(self.reports.get(label, [])) - 1:
             raise ValueError(f"{label}: an in-process rate for a round that was not kept")
         limits.append(rps)
+
+    def mean_thread_cpu(self, label: str) -> dict[str, float | int] | None:
+        """CPU ms per request by role, the mean over the rounds whose threads were read, and how many they were."""
+        measured = self.thread_cpu.get(label, [])
+        if not measured:
+            return None
+        by_role = [run.by_role() for run in measured]
+        means: dict[str, float | int] = {role: round(sum(r[role] for r in by_role) / len(by_role), 4) for role in ROLES}
+        means["total"] = round(sum(float(means[role]) for role in ROLES), 4)
+        means["rounds"] = len(measured)
+        return means
 
     def with_limits(self, label: str) -> list[tuple[float, float]]:
         """req/s and the in-process req/s of the same round, for the rounds that have both."""

@@ -21,6 +21,7 @@ from model_serving.docker.build import BuiltImage, build_service_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
+from model_serving.metrics.thread_cpu import cpu_per_request
 from model_serving.perf.config import RunConfig
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import (
@@ -32,6 +33,7 @@ from model_serving.perf.measure import (
     load_with_stages,
     measure_load,
     measure_memory_over_requests,
+    threads_if_readable,
 )
 from model_serving.perf.open_loop import OpenLoopPoint, OpenLoopSettings, run_capacity, run_open_loop
 from model_serving.perf.rounds import Rounds, Target, load_round, side_by_side
@@ -171,7 +173,8 @@ class PerfRun:
         profile = self.config.profile
         if self.together.rounds is None:
             self.together.rounds = Rounds({name: [] for name in running})
-        return load_round(
+        before = threads_if_readable(running[name])
+        outcome = load_round(
             self.together.rounds,
             running,
             name,
@@ -182,6 +185,11 @@ class PerfRun:
             profile.rounds,
             self.progress,
         )
+        after = threads_if_readable(running[name]) if before is not None and outcome.report is not None else None
+        if before is not None and after is not None and outcome.ok and outcome.report is not None:
+            measured = cpu_per_request(before, after, outcome.report.complete)
+            self.together.rounds.thread_cpu.setdefault(name, []).append(measured)
+        return outcome
 
     def round_limit(self, running: Mapping[str, Endpoint], name: str, index: int) -> float | None:
         """Right after round ``index`` of ``name`` was kept: the in-process req/s in its container, recorded with the

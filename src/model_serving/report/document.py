@@ -16,7 +16,8 @@ threads' time on a CPU, read from the engine host's /proc before and after the l
 Side by side (perf/rounds.side_by_side: the services up together, loaded one at a time): ``rounds`` ← ab per
 round, geometric mean and 95 % t interval on logs (stats.log_interval), its ``efficiency`` ← each round's req/s ÷
 (the in-process rate measured in its container right after it × CPU limit), paired (stats.ratio_interval; else the
-rounds' req/s ÷ (in_process_rps × CPU limit)), ``ratio_intervals.rps`` ← the paired
+rounds' req/s ÷ (in_process_rps × CPU limit)), its ``thread_cpu_ms`` ← the rounds' mean CPU per request by role
+(as ``thread_cpu``, read around each round), ``ratio_intervals.rps`` ← the paired
 rounds (stats.ratio_interval), which also give ``ratios.rps``; ``sweep`` ← ab per concurrency (perf/sweep), its
 knee from model_serving.curves; ``open_loop`` ← oha at fractions of the best sweep req/s (perf/open_loop,
 load/oha_parser); ``capacity`` ← the bisection of curves.search_capacity over oha runs; ``sizes`` ← ab and
@@ -244,6 +245,8 @@ def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any]
         if together.rounds is not None and name in together.rounds.reports:
             section["rounds"] = _rounds_section(together.rounds.reports[name], together.rounds.failures.get(name))
             section["rounds"]["in_process_rps"] = together.rounds.limits.get(name, [])
+            if (thread_cpu := together.rounds.mean_thread_cpu(name)) is not None:
+                section["rounds"]["thread_cpu_ms"] = thread_cpu
             section["rounds"]["efficiency"] = _rounds_efficiency(
                 together.rounds, name, section["rounds"]["rps"], section.get("in_process_rps"), float(config["cpus"])
             )

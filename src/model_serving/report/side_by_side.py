@@ -86,6 +86,7 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
         )
     lines = ["", "## Load rounds", ""]
     lines += table(["service", "req/s", "half-width", "p50 ms", "p99 ms", "efficiency", "rounds", "failure"], rows)
+    lines += _rounds_thread_cpu(measured)
     paired = report.get("ratio_intervals", {}).get("rps", {})
     if paired:
         cells = [f"{name} {interval_cell(f)}" for name, f in paired.items() if f is not None]
@@ -101,6 +102,28 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
         " (without those, the one in-process run of the Performance table, which divides one ab run by it).",
     ]
     return lines
+
+
+def _rounds_thread_cpu(measured: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The rounds' mean CPU per request by thread role beside their in-process time: where efficiency goes."""
+    cells = []
+    for name, r in measured.items():
+        cpu = r.get("thread_cpu_ms")
+        if not cpu:
+            continue
+        limits = [rate for rate in r.get("in_process_rps") or [] if rate]
+        text = f"`{name}` {cpu['server']:.2f} / {cpu['worker']:.2f} / {cpu['total']:.2f}"
+        if limits:
+            in_process = sum(1000 / rate for rate in limits) / len(limits)
+            text += f" (in-process {in_process:.2f}, ÷ total {in_process / cpu['total']:.3f})"
+        cells.append(text)
+    if not cells:
+        return []
+    return [
+        "",
+        "CPU ms per request over the rounds, server / worker / total thread time (metrics/thread_cpu, the mean of the"
+        " rounds): " + ", ".join(cells) + ".",
+    ]
 
 
 def _sweep(report: Mapping[str, Any]) -> list[str]:
