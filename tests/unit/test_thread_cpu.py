@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report import CONFIG, ENVIRONMENT, _ab_report, _results
+from test_report import AB, CONFIG, ENVIRONMENT, _ab_report, _results
 
+from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.thread_sampler import ThreadsUnavailable, container_threads
 from model_serving.metrics.thread_cpu import ThreadTime, cpu_per_request, parse_schedstat
+from model_serving.perf.measure import thread_cpu_over
 from model_serving.perf.rounds import Rounds
 from model_serving.report.document import SideBySideResults, build_report
 from model_serving.report.summary import render_summary
@@ -156,3 +158,25 @@ def test_the_rounds_mean_cpu_by_thread_is_in_the_rounds_section_and_the_summary(
     # in-process: the mean of 8 and 10 ms, 9 ms; ÷ 9.5 ms of CPU a request: 0.947
     assert "`onnx-serving` 0.80 / 8.70 / 9.50 (in-process 9.00, ÷ total 0.947)" in render_summary(report)
     assert Rounds(reports={"onnx-serving": []}).mean_thread_cpu("onnx-serving") is None
+
+
+def test_a_run_between_two_readings_gives_its_cpu_or_why_not():
+    ok = judge_ab_run(0, AB, requested=200)  # 200 requests completed
+    readings = iter([_threads((63, "predict", 0)), _threads((63, "predict", 400_000_000))])
+    result, measured, why = thread_cpu_over(lambda: next(readings), lambda: ok, lambda outcome: outcome)
+    assert (result, why) == (ok, None)
+    assert measured is not None
+    assert measured.by_role()["worker"] == 2.0
+
+    def unreadable() -> dict[int, ThreadTime]:
+        raise ThreadsUnavailable("process 9 is not readable here: remote engine?")
+
+    assert thread_cpu_over(unreadable, lambda: ok, lambda outcome: outcome) == (
+        ok,
+        None,
+        "process 9 is not readable here: remote engine?",
+    )
+    assert thread_cpu_over(None, lambda: ok, lambda outcome: outcome) == (ok, None, None)
+    failed = judge_ab_run(0, AB, requested=300)  # fewer completed than asked: a failed run has no figure
+    readings = iter([_threads((63, "predict", 0)), _threads((63, "predict", 1))])
+    assert thread_cpu_over(lambda: next(readings), lambda: failed, lambda outcome: outcome) == (failed, None, None)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -191,56 +191,66 @@ def load_with_stages(
     progress: Progress,
     requests_c1: int = 0,
     sampling: Callable[[], AbstractContextManager[ResourceSamples]] | None = None,
-    threads: Callable[[], dict[int, ThreadTime]] | None = None,
 ) -> LoadMeasurement:
     """What needs only the service's URL: its ``GET /``, warm-up, ab with its stages scraped from ``/metrics``
-    (``sampling`` collects resources around the run, ``threads`` reads the service's threads before and after it:
-    neither without them), then a short run at c=1."""
+    (``sampling`` collects resources around the run: none without it; CPU per thread where the suite started the
+    service), then a short run at c=1."""
     health = httpx.get(f"{service.base_url}/", timeout=10).json()
     progress(
         f"{service.service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}"
     )
     warm_up(service, body_path.read_bytes(), warmup_requests)
     warm_up_at_concurrency(service, body_path, concurrency)
-    before = _read_threads(threads)
     with (sampling or (lambda: nullcontext(ResourceSamples())))() as resources:
-        loaded = staged_ab(service, body_path, requests, concurrency, progress)
+        loaded, thread_cpu, unavailable = thread_cpu_over(
+            service_threads(service),
+            lambda: staged_ab(service, body_path, requests, concurrency, progress),
+            lambda staged: staged.outcome,
+        )
     measurement = LoadMeasurement(
-        loaded.outcome, resources, health, stages_ms=loaded.stages_ms, responses=loaded.responses
+        loaded.outcome,
+        resources,
+        health,
+        stages_ms=loaded.stages_ms,
+        responses=loaded.responses,
+        thread_cpu=thread_cpu,
+        thread_cpu_unavailable=unavailable,
     )
-    if isinstance(before, str):
-        measurement.thread_cpu_unavailable = before
-    elif before is not None and loaded.outcome.ok and loaded.outcome.report is not None:
-        after = _read_threads(threads)
-        if isinstance(after, str):
-            measurement.thread_cpu_unavailable = after
-        elif after is not None:
-            measurement.thread_cpu = cpu_per_request(before, after, loaded.outcome.report.complete)
     if loaded.outcome.ok and requests_c1 > 0:
         progress(f"{service.service}: {requests_c1} requests at c=1, for where the time goes")
         measurement.at_c1 = staged_ab(service, body_path, requests_c1, 1, progress)
     return measurement
 
 
-def _read_threads(threads: Callable[[], dict[int, ThreadTime]] | None) -> dict[int, ThreadTime] | str | None:
-    """The service's threads, the reason they cannot be read, or None when not asked for."""
-    if threads is None:
-        return None
-    try:
-        return threads()
-    except ThreadsUnavailable as error:
-        return str(error)
+ThreadReader = Callable[[], dict[int, ThreadTime]]
+Run = TypeVar("Run")
 
 
-def threads_if_readable(service: Endpoint) -> dict[int, ThreadTime] | None:
-    """The threads of a service the suite started, where they can be read from here; None otherwise (the main load
-    run's section says why: ``thread_cpu_unavailable``)."""
+def service_threads(service: Endpoint) -> ThreadReader | None:
+    """How to read the threads of a service the suite started; None for one it did not (``--target``)."""
     if not isinstance(service, RunningService):
         return None
+    container = service.container.get_wrapped_container()
+    return lambda: container_threads(container)
+
+
+def thread_cpu_over(
+    read: ThreadReader | None, run: Callable[[], Run], outcome_of: Callable[[Run], LoadOutcome]
+) -> tuple[Run, ThreadCpu | None, str | None]:
+    """``run`` between two readings of the threads: what it gave, its CPU per request by thread (None when not
+    read, or when the run failed) and why the threads could not be read (None when they could, or were not asked)."""
     try:
-        return container_threads(service.container.get_wrapped_container())
-    except ThreadsUnavailable:
-        return None
+        before = read() if read is not None else None
+    except ThreadsUnavailable as error:
+        return run(), None, str(error)
+    result = run()
+    outcome = outcome_of(result)
+    if read is None or before is None or not outcome.ok or outcome.report is None:
+        return result, None, None
+    try:
+        return result, cpu_per_request(before, read(), outcome.report.complete), None
+    except ThreadsUnavailable as error:
+        return result, None, str(error)
 
 
 def measure_load(
@@ -270,7 +280,6 @@ def measure_load(
             progress,
             requests_c1,
             lambda: sample_resources(container),
-            lambda: container_threads(container),
         )
         if not measurement.outcome.ok:
             return measurement

@@ -21,7 +21,6 @@ from model_serving.docker.build import BuiltImage, build_service_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
-from model_serving.metrics.thread_cpu import cpu_per_request
 from model_serving.perf.config import RunConfig
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import (
@@ -33,7 +32,8 @@ from model_serving.perf.measure import (
     load_with_stages,
     measure_load,
     measure_memory_over_requests,
-    threads_if_readable,
+    service_threads,
+    thread_cpu_over,
 )
 from model_serving.perf.open_loop import OpenLoopPoint, OpenLoopSettings, run_capacity, run_open_loop
 from model_serving.perf.rounds import Rounds, Target, load_round, side_by_side
@@ -173,22 +173,24 @@ class PerfRun:
         profile = self.config.profile
         if self.together.rounds is None:
             self.together.rounds = Rounds({name: [] for name in running})
-        before = threads_if_readable(running[name])
-        outcome = load_round(
-            self.together.rounds,
-            running,
-            name,
-            self.body,
-            profile.round_requests,
-            profile.concurrency,
-            index,
-            profile.rounds,
-            self.progress,
+        rounds = self.together.rounds
+        outcome, measured, _ = thread_cpu_over(  # the load test's section says why threads cannot be read
+            service_threads(running[name]),
+            lambda: load_round(
+                rounds,
+                running,
+                name,
+                self.body,
+                profile.round_requests,
+                profile.concurrency,
+                index,
+                profile.rounds,
+                self.progress,
+            ),
+            lambda outcome: outcome,
         )
-        after = threads_if_readable(running[name]) if before is not None and outcome.report is not None else None
-        if before is not None and after is not None and outcome.ok and outcome.report is not None:
-            measured = cpu_per_request(before, after, outcome.report.complete)
-            self.together.rounds.thread_cpu.setdefault(name, []).append(measured)
+        if measured is not None:
+            rounds.thread_cpu.setdefault(name, []).append(measured)
         return outcome
 
     def round_limit(self, running: Mapping[str, Endpoint], name: str, index: int) -> float | None:
