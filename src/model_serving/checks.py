@@ -42,7 +42,7 @@ class Artifacts:
         return DecodeAndPredict(TorchPredictor(load_state_dict_file(self.path("state_dict")), threads=threads))
 
     def onnx_classifier(self, role: str = "onnx_optimized", threads: int | None = None) -> DecodeAndPredict:
-        """The onnx-serving path: ONNX Runtime, no load-time optimization, on the optimized (or plain) graph."""
+        """The onnx-serving path: ONNX Runtime on the optimized (or plain) graph, loaded as onnx-serving loads it."""
         return DecodeAndPredict(OnnxPredictor(self.path(role), threads=threads))
 
 

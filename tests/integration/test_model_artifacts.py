@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 from model_serving.agreement import compare
-from model_serving.artifacts import ModelSource, export
+from model_serving.artifacts import SPLIT_FILES, ModelSource, export
 from model_serving.checks import CorpusSpread, corpus_probabilities
 from model_serving.model import CLASSES
 from model_serving.model.default import build_default_model
@@ -61,6 +63,33 @@ def test_optimized_and_unoptimized_exports_agree(default_artifacts, corpus):
     result = compare(names, plain, optimized, tolerance=1e-5)
     print(f"unoptimized vs optimized ONNX: {result.explain()}")
     assert result.ok, result.explain()
+
+
+def test_optimized_files_hold_no_layout_transforms(default_artifacts):
+    # ORT's NCHWc nodes are sized for the exporting CPU's vectors: saved in a file they fail on another CPU.
+    for name in ("model.optimized.onnx", *SPLIT_FILES.values()):
+        graph = onnx.load(str(default_artifacts.directory / name)).graph
+        domains = {node.domain for node in graph.node}
+        assert not any("nchwc" in domain for domain in domains), f"{name}: {sorted(domains)}"
+
+
+def test_layout_made_at_load_is_bit_identical_to_layout_made_offline(default_artifacts, corpus, tmp_path):
+    """What the services serve (the offline file, its layout made as it loads) gives exactly the probabilities
+    of the whole optimization done offline and loaded as it is, so the offline level changes no figure."""
+    names = [p.name for p in corpus]
+    offline = tmp_path / "all_offline.onnx"
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(offline)
+    ort.InferenceSession(str(default_artifacts.path("onnx")), options, providers=["CPUExecutionProvider"])
+    plain_load = ort.SessionOptions()
+    plain_load.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(offline), plain_load, providers=["CPUExecutionProvider"])
+    all_offline = np.stack(
+        [session.run(["probabilities"], {"image": decode_rgb(p.read_bytes())[None]})[0][0] for p in corpus]
+    )
+    served = corpus_probabilities(default_artifacts.onnx_classifier(), corpus)
+    assert np.array_equal(served, all_offline), compare(names, all_offline, served, tolerance=0.0).explain()
 
 
 def test_second_export_reuses_the_artifacts(default_artifacts):
