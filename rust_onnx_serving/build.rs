@@ -15,5 +15,7 @@ fn main() {
     // 2.8 MB); the linker drops them when asked to strip everything. Release only: tests keep their symbols.
     if std::env::var("PROFILE").as_deref() == Ok("release") {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
+        // Relative relocations packed as DT_RELR (glibc 2.36, binutils 2.38): 49 KB less binary.
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }
