@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "jpeglib.h"
+#include "jerror.h"
 
 #define MS_OK 0
 #define MS_TRUNCATED 1
@@ -190,3 +191,48 @@ int ms_jpeg_decode(const unsigned char *data, size_t length, unsigned char *out,
     jpeg_destroy_decompress(&cinfo);
     return MS_OK;
 }
+
+/*
+ * Left out of the program: libjpeg-turbo 3's 12- and 16-bit decoders and its colour quantizers.
+ *
+ * jdmaster.c names them whatever the image, so a static link takes them all (151 KB of the binary), though none can
+ * run here: ms_check_header refuses any precision but 8 before jpeg_start_decompress (as Pillow does), and
+ * quantize_colors is never set. Defined here, in the object that calls libjpeg and so is linked before any part of
+ * it, their entry points keep the linker from taking libjpeg-turbo's own; one that is ever reached fails the decode
+ * as libjpeg fails a feature it was built without. A libjpeg-turbo that adds an entry point to one of those parts
+ * fails the link (defined twice); it cannot change the pixels.
+ */
+static void ms_refuse_precision(j_decompress_ptr cinfo) {
+    cinfo->err->msg_code = JERR_BAD_PRECISION;
+    cinfo->err->msg_parm.i[0] = cinfo->data_precision;
+    (*cinfo->err->error_exit)((j_common_ptr)cinfo);
+}
+
+static void ms_refuse_feature(j_decompress_ptr cinfo) {
+    cinfo->err->msg_code = JERR_NOT_COMPILED;
+    (*cinfo->err->error_exit)((j_common_ptr)cinfo);
+}
+
+#define MS_LEFT_OUT(name, refusal) \
+    void name(j_decompress_ptr cinfo);  \
+    void name(j_decompress_ptr cinfo) { refusal(cinfo); }
+
+MS_LEFT_OUT(j12init_1pass_quantizer, ms_refuse_precision)
+MS_LEFT_OUT(j12init_2pass_quantizer, ms_refuse_precision)
+MS_LEFT_OUT(j12init_color_deconverter, ms_refuse_precision)
+MS_LEFT_OUT(j12init_d_coef_controller, ms_refuse_precision)
+MS_LEFT_OUT(j12init_d_diff_controller, ms_refuse_precision)
+MS_LEFT_OUT(j12init_d_main_controller, ms_refuse_precision)
+MS_LEFT_OUT(j12init_d_post_controller, ms_refuse_precision)
+MS_LEFT_OUT(j12init_inverse_dct, ms_refuse_precision)
+MS_LEFT_OUT(j12init_lossless_decompressor, ms_refuse_precision)
+MS_LEFT_OUT(j12init_merged_upsampler, ms_refuse_precision)
+MS_LEFT_OUT(j12init_upsampler, ms_refuse_precision)
+MS_LEFT_OUT(j16init_color_deconverter, ms_refuse_precision)
+MS_LEFT_OUT(j16init_d_diff_controller, ms_refuse_precision)
+MS_LEFT_OUT(j16init_d_main_controller, ms_refuse_precision)
+MS_LEFT_OUT(j16init_d_post_controller, ms_refuse_precision)
+MS_LEFT_OUT(j16init_lossless_decompressor, ms_refuse_precision)
+MS_LEFT_OUT(j16init_upsampler, ms_refuse_precision)
+MS_LEFT_OUT(jinit_1pass_quantizer, ms_refuse_feature)
+MS_LEFT_OUT(jinit_2pass_quantizer, ms_refuse_feature)
