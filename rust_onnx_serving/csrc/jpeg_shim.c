@@ -236,3 +236,35 @@ MS_LEFT_OUT(j16init_lossless_decompressor, ms_refuse_precision)
 MS_LEFT_OUT(j16init_upsampler, ms_refuse_precision)
 MS_LEFT_OUT(jinit_1pass_quantizer, ms_refuse_feature)
 MS_LEFT_OUT(jinit_2pass_quantizer, ms_refuse_feature)
+
+/*
+ * For the tests of the parts left out (src/decoding/jpeg.rs): jpeg_start_decompress on `data` as libjpeg alone would
+ * run it, without ms_check_header, quantizing colours if asked. MS_OK if it starts; MS_ERROR and libjpeg's message
+ * if it refuses. Not called by the service (the linker drops it from the binary).
+ */
+int ms_jpeg_start_unchecked(const unsigned char *data, size_t length, int quantize_colors, char *message) {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_source_mgr src;
+    ms_error_mgr error;
+
+    message[0] = '\0';
+    memset(&cinfo, 0, sizeof(cinfo));
+    cinfo.err = jpeg_std_error(&error.pub);
+    error.pub.error_exit = ms_error_exit;
+    error.pub.output_message = ms_output_message;
+    error.message = message;
+    if (setjmp(error.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        return MS_ERROR;
+    }
+    jpeg_create_decompress(&cinfo);
+    ms_set_source(&cinfo, &src, data, length);
+    if (ms_read_header(&cinfo) != MS_OK) {
+        jpeg_destroy_decompress(&cinfo);
+        return MS_TRUNCATED;
+    }
+    cinfo.quantize_colors = quantize_colors ? TRUE : FALSE;
+    (void)jpeg_start_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return MS_OK;
+}

@@ -306,6 +306,34 @@ mod tests {
         assert!(refused(b"\xFF\xD8\xFF\xE0\x00"));
     }
 
+    unsafe extern "C" {
+        fn ms_jpeg_start_unchecked(
+            data: *const u8,
+            length: usize,
+            quantize_colors: c_int,
+            message: *mut c_char,
+        ) -> c_int;
+    }
+
+    /// What libjpeg's `jpeg_start_decompress` makes of `data` without the shim's checks: Ok, or its message.
+    fn start_unchecked(data: &[u8], quantize_colors: bool) -> Result<(), String> {
+        let mut buffer = [0 as c_char; MESSAGE_LENGTH];
+        // SAFETY: `data` is valid for `data.len()` bytes and the message buffer for MESSAGE_LENGTH.
+        let status = unsafe {
+            ms_jpeg_start_unchecked(data.as_ptr(), data.len(), c_int::from(quantize_colors), buffer.as_mut_ptr())
+        };
+        if status == MS_OK { Ok(()) } else { Err(message(&buffer)) }
+    }
+
+    #[test]
+    fn the_parts_left_out_of_libjpeg_refuse_when_reached() {
+        // The shim and the header walk refuse these first; reached anyway, they fail as libjpeg fails, not crash.
+        assert_eq!(start_unchecked(JPEG, false), Ok(()));
+        let twelve_bit = include_bytes!("../../tests/fixtures/bad_12bit.jpg");
+        assert_eq!(start_unchecked(twelve_bit, false), Err("Unsupported JPEG data precision 12".into()));
+        assert_eq!(start_unchecked(JPEG, true), Err("Requested feature was omitted at compile time".into()));
+    }
+
     #[test]
     fn a_segment_longer_than_the_file_is_a_truncated_read() {
         assert_eq!(
