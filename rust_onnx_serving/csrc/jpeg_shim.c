@@ -97,9 +97,13 @@ static int ms_check_header(j_decompress_ptr cinfo, char *message) {
     return MS_OK;
 }
 
-/* The frame header: size, components (1, 3 or 4) and precision. */
-int ms_jpeg_info(const unsigned char *data, size_t length, unsigned int *width, unsigned int *height,
-                 int *components, char *message) {
+typedef int (*ms_step)(j_decompress_ptr cinfo, void *context, char *message);
+
+/*
+ * `step` on a decompressor reading `data`, and its status; libjpeg's errors jump back here (the frame of the setjmp
+ * must outlive the step) and answer MS_ERROR with libjpeg's message.
+ */
+static int ms_run(const unsigned char *data, size_t length, char *message, ms_step step, void *context) {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_source_mgr src;
     ms_error_mgr error;
@@ -117,79 +121,86 @@ int ms_jpeg_info(const unsigned char *data, size_t length, unsigned int *width, 
     }
     jpeg_create_decompress(&cinfo);
     ms_set_source(&cinfo, &src, data, length);
-    status = ms_read_header(&cinfo);
-    if (status == MS_OK) {
-        *width = cinfo.image_width;
-        *height = cinfo.image_height;
-        *components = cinfo.num_components;
-        status = ms_check_header(&cinfo, message);
-    }
+    status = step(&cinfo, context, message);
     jpeg_destroy_decompress(&cinfo);
     return status;
+}
+
+typedef struct {
+    unsigned int *width;
+    unsigned int *height;
+    int *components;
+} ms_info;
+
+static int ms_info_step(j_decompress_ptr cinfo, void *context, char *message) {
+    ms_info *info = context;
+    int status = ms_read_header(cinfo);
+    if (status == MS_OK) {
+        *info->width = cinfo->image_width;
+        *info->height = cinfo->image_height;
+        *info->components = cinfo->num_components;
+        status = ms_check_header(cinfo, message);
+    }
+    return status;
+}
+
+/* The frame header: size, components (1, 3 or 4) and precision. */
+int ms_jpeg_info(const unsigned char *data, size_t length, unsigned int *width, unsigned int *height,
+                 int *components, char *message) {
+    ms_info info = {width, height, components};
+    return ms_run(data, length, message, ms_info_step, &info);
+}
+
+typedef struct {
+    unsigned char *out;
+    size_t out_length;
+} ms_output;
+
+static int ms_decode_step(j_decompress_ptr cinfo, void *context, char *message) {
+    ms_output *output = context;
+    size_t row_bytes;
+    int status = ms_read_header(cinfo);
+    if (status == MS_OK) {
+        status = ms_check_header(cinfo, message);
+    }
+    if (status != MS_OK) {
+        return status;
+    }
+    switch (cinfo->num_components) {
+        case 1:
+            cinfo->out_color_space = JCS_GRAYSCALE;
+            break;
+        case 3:
+            cinfo->out_color_space = JCS_RGB;
+            break;
+        default:
+            cinfo->out_color_space = JCS_CMYK;
+            break;
+    }
+    if (!jpeg_start_decompress(cinfo)) {
+        return MS_TRUNCATED;
+    }
+    row_bytes = (size_t)cinfo->output_width * (size_t)cinfo->output_components;
+    if (row_bytes * (size_t)cinfo->output_height != output->out_length) {
+        snprintf(message, MS_MESSAGE_LENGTH, "unexpected output size %ux%ux%d", cinfo->output_width,
+                 cinfo->output_height, cinfo->output_components);
+        return MS_BAD_OUTPUT;
+    }
+    while (cinfo->output_scanline < cinfo->output_height) {
+        JSAMPROW row = output->out + (size_t)cinfo->output_scanline * row_bytes;
+        if (jpeg_read_scanlines(cinfo, &row, 1) != 1) {
+            return MS_TRUNCATED;
+        }
+    }
+    (void)jpeg_finish_decompress(cinfo);
+    return MS_OK;
 }
 
 /* Decode into `out` (width * height * components bytes, components as ms_jpeg_info reported). */
 int ms_jpeg_decode(const unsigned char *data, size_t length, unsigned char *out, size_t out_length,
                    char *message) {
-    struct jpeg_decompress_struct cinfo;
-    struct jpeg_source_mgr src;
-    ms_error_mgr error;
-    volatile int status;
-    size_t row_bytes;
-
-    message[0] = '\0';
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&error.pub);
-    error.pub.error_exit = ms_error_exit;
-    error.pub.output_message = ms_output_message;
-    error.message = message;
-    if (setjmp(error.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        return MS_ERROR;
-    }
-    jpeg_create_decompress(&cinfo);
-    ms_set_source(&cinfo, &src, data, length);
-
-    status = ms_read_header(&cinfo);
-    if (status == MS_OK) {
-        status = ms_check_header(&cinfo, message);
-    }
-    if (status != MS_OK) {
-        jpeg_destroy_decompress(&cinfo);
-        return status;
-    }
-    switch (cinfo.num_components) {
-        case 1:
-            cinfo.out_color_space = JCS_GRAYSCALE;
-            break;
-        case 3:
-            cinfo.out_color_space = JCS_RGB;
-            break;
-        default:
-            cinfo.out_color_space = JCS_CMYK;
-            break;
-    }
-    if (!jpeg_start_decompress(&cinfo)) {
-        jpeg_destroy_decompress(&cinfo);
-        return MS_TRUNCATED;
-    }
-    row_bytes = (size_t)cinfo.output_width * (size_t)cinfo.output_components;
-    if (row_bytes * (size_t)cinfo.output_height != out_length) {
-        snprintf(message, MS_MESSAGE_LENGTH, "unexpected output size %ux%ux%d", cinfo.output_width,
-                 cinfo.output_height, cinfo.output_components);
-        jpeg_destroy_decompress(&cinfo);
-        return MS_BAD_OUTPUT;
-    }
-    while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out + (size_t)cinfo.output_scanline * row_bytes;
-        if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {
-            jpeg_destroy_decompress(&cinfo);
-            return MS_TRUNCATED;
-        }
-    }
-    (void)jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    return MS_OK;
+    ms_output output = {out, out_length};
+    return ms_run(data, length, message, ms_decode_step, &output);
 }
 
 /*
@@ -242,29 +253,16 @@ MS_LEFT_OUT(jinit_2pass_quantizer, ms_refuse_feature)
  * run it, without ms_check_header, quantizing colours if asked. MS_OK if it starts; MS_ERROR and libjpeg's message
  * if it refuses. Not called by the service (the linker drops it from the binary).
  */
-int ms_jpeg_start_unchecked(const unsigned char *data, size_t length, int quantize_colors, char *message) {
-    struct jpeg_decompress_struct cinfo;
-    struct jpeg_source_mgr src;
-    ms_error_mgr error;
-
-    message[0] = '\0';
-    memset(&cinfo, 0, sizeof(cinfo));
-    cinfo.err = jpeg_std_error(&error.pub);
-    error.pub.error_exit = ms_error_exit;
-    error.pub.output_message = ms_output_message;
-    error.message = message;
-    if (setjmp(error.jump)) {
-        jpeg_destroy_decompress(&cinfo);
-        return MS_ERROR;
-    }
-    jpeg_create_decompress(&cinfo);
-    ms_set_source(&cinfo, &src, data, length);
-    if (ms_read_header(&cinfo) != MS_OK) {
-        jpeg_destroy_decompress(&cinfo);
+static int ms_start_step(j_decompress_ptr cinfo, void *context, char *message) {
+    (void)message;
+    if (ms_read_header(cinfo) != MS_OK) {
         return MS_TRUNCATED;
     }
-    cinfo.quantize_colors = quantize_colors ? TRUE : FALSE;
-    (void)jpeg_start_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
+    cinfo->quantize_colors = *(const int *)context ? TRUE : FALSE;
+    (void)jpeg_start_decompress(cinfo);
     return MS_OK;
+}
+
+int ms_jpeg_start_unchecked(const unsigned char *data, size_t length, int quantize_colors, char *message) {
+    return ms_run(data, length, message, ms_start_step, &quantize_colors);
 }
