@@ -144,10 +144,10 @@ def _reusable(directory: Path, recipe: Mapping[str, Any]) -> dict[str, Any] | No
 OFFLINE_LEVEL = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
 
 
-def optimize_onnx(source: Path, target: Path) -> None:
-    """``source`` optimized by ONNX Runtime at :data:`OFFLINE_LEVEL`, saved to ``target`` with canonical names."""
+def optimize_onnx(source: Path, target: Path, level: ort.GraphOptimizationLevel = OFFLINE_LEVEL) -> None:
+    """``source`` optimized by ONNX Runtime at ``level``, saved to ``target`` with canonical names."""
     options = ort.SessionOptions()
-    options.graph_optimization_level = OFFLINE_LEVEL
+    options.graph_optimization_level = level
     options.optimized_model_filepath = str(target)
     options.log_severity_level = 3
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from model_serving.agreement import compare
-from model_serving.artifacts import SPLIT_FILES, ModelSource, export
+from model_serving.artifacts import SPLIT_FILES, ModelSource, export, optimize_onnx
 from model_serving.checks import CorpusSpread, corpus_probabilities
 from model_serving.model import CLASSES
 from model_serving.model.default import build_default_model
@@ -78,10 +78,7 @@ def test_layout_made_at_load_is_bit_identical_to_layout_made_offline(default_art
     of the whole optimization done offline and loaded as it is, so the offline level changes no figure."""
     names = [p.name for p in corpus]
     offline = tmp_path / "all_offline.onnx"
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.optimized_model_filepath = str(offline)
-    ort.InferenceSession(str(default_artifacts.path("onnx")), options, providers=["CPUExecutionProvider"])
+    optimize_onnx(default_artifacts.path("onnx"), offline, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     plain_load = ort.SessionOptions()
     plain_load.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(offline), plain_load, providers=["CPUExecutionProvider"])
