@@ -118,5 +118,37 @@ def test_torch_crop_in_parts_gives_the_same_bits(monkeypatch, parts):
     images = [synthetic_photo(width, height, seed=width + height) for width, height in ((1200, 727), (256, 2048))]
     expected = [preprocess_crop(image) for image in images]
     monkeypatch.setattr(preprocessing, "CROP_PARTS", parts)
+    monkeypatch.setattr(preprocessing, "PART_BYTES", 2**62)  # CROP_PARTS alone decides
     for image, default in zip(images, expected, strict=True):
         assert torch.equal(preprocess_crop(image), default)
+
+
+def _parts_of(width: int, height: int) -> tuple[int, int]:
+    """(parts, the largest part's float bytes) of preprocess_crop for an image of this size."""
+    new_h, new_w = preprocessing.resized_size(height, width)
+    top, left = preprocessing.crop_offsets(new_h, new_w)
+    _, row_weight = crop_windows(height, new_h, top)
+    col_index, _ = crop_windows(width, new_w, left)
+    groups, _, window = row_weight.shape
+    line_floats = (int(col_index[-1]) - int(col_index[0]) + 1) * 3
+    parts = preprocessing.crop_parts(groups, window, line_floats)
+    return parts, -(-groups // parts) * window * line_floats * 4
+
+
+def test_torch_crop_parts_grow_with_the_image():
+    """Up to 1920×1080 the crop keeps CROP_PARTS; a 4000×3000 photograph is cut into parts within PART_BYTES (two
+    would be 55 MB each, mapped and page-faulted afresh on every request); at most one window group a part."""
+    for width, height in ((1200, 727), (727, 1200), (1920, 1080), (256, 256)):
+        assert _parts_of(width, height)[0] == preprocessing.CROP_PARTS
+    parts, largest = _parts_of(4000, 3000)
+    assert parts > preprocessing.CROP_PARTS
+    assert largest <= preprocessing.PART_BYTES
+    assert preprocessing.crop_parts(groups=28, window=100, line_floats=10**6) == 28
+
+
+def test_torch_crop_in_more_parts_gives_the_same_bits(monkeypatch):
+    """The parts a large image adds change nothing but the order of the work."""
+    image = synthetic_photo(4000, 3000, seed=7)
+    adaptive = preprocess_crop(image)
+    monkeypatch.setattr(preprocessing, "PART_BYTES", 2**62)
+    assert torch.equal(preprocess_crop(image), adaptive)

@@ -52,10 +52,23 @@ def preprocess(image: np.ndarray | torch.Tensor) -> torch.Tensor:
 #: twice the rows, which costs little more. Interleaved with the network and a decode (2026-12-05, Intel Xeon),
 #: 1200×727: torch's preprocessing ×0.85 (2.58 → 2.20 ms), the ONNX graph's ×0.89 with ROWS_CHUNKS 7.
 BLOCK = 8
-#: :func:`preprocess_crop` makes the crop's output rows in this many parts, each through both passes before the
-#: next, so that a part's floats stay in cache between the two: ×0.81–0.90 against one part (same bits); 4 parts
+#: :func:`preprocess_crop` makes the crop's output rows in at least this many parts, each through both passes before
+#: the next, so that a part's floats stay in cache between the two: ×0.81–0.90 against one part (same bits); 4 parts
 #: ×0.84–0.92, 7 ×0.87–0.96 (same run, 1200×727, 2026-12-05, Intel Xeon).
 CROP_PARTS = 2
+#: ... and in more where a part's input rows as floats would exceed this. Two parts of a 4000×3000 photograph are
+#: 55 MB each, over glibc's mmap threshold (32 MB in the images, serving_common.allocator), so each was mapped and
+#: page-faulted afresh (23,000 faults a call, none in 8 MB parts): 63 → 20 ms; 6000×4000 105 → 29 ms, 3000×2000
+#: 11.3 → 9.1 ms (medians of 7 interleaved calls, parts of 4 and 16 MB within 10 % of 8; 2026-12-05, Intel Xeon).
+#: 1920×1080 and smaller keep two parts.
+PART_BYTES = 8 * 2**20
+
+
+def crop_parts(groups: int, window: int, line_floats: int) -> int:
+    """How many parts :func:`preprocess_crop` makes: :data:`CROP_PARTS`, or more where ``groups`` windows of
+    ``window`` input rows of ``line_floats`` floats would exceed :data:`PART_BYTES` a part; at most a group a part."""
+    groups_a_part = max(1, PART_BYTES // (window * line_floats * 4))
+    return min(groups, max(CROP_PARTS, -(-groups // groups_a_part)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,12 +133,13 @@ def preprocess_crop(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     row0, col0 = int(row_index[0]), int(col_index[0])
     region = pixels[row0 : int(row_index[-1]) + 1, col0 : int(col_index[-1]) + 1]
     groups, _, length = row_weight.shape
-    row_locals = (row_index - row0).view(groups, length).chunk(CROP_PARTS)
+    parts = crop_parts(groups, length, region.shape[1] * 3)
+    row_locals = (row_index - row0).view(groups, length).chunk(parts)
     # Line 3x + c of the turned rows is column x of channel c.
     lines = (((col_index - col0) * 3)[:, None] + torch.arange(3)[None, :]).flatten()
     resized = torch.empty(CROP_SIZE, 3, CROP_SIZE)  # [column, 3, row]
     row = 0
-    for local, weight in zip(row_locals, row_weight.chunk(CROP_PARTS), strict=True):
+    for local, weight in zip(row_locals, row_weight.chunk(parts), strict=True):
         # Rows pass: the windows' input rows (gathered as uint8, made float only then) → [rows, columns × 3].
         rows = region.index_select(0, local.flatten()).to(torch.float32).view(len(local), length, -1)
         vertical = torch.bmm(weight, rows).view(weight.shape[0] * weight.shape[1], -1)
