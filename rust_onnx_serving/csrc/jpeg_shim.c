@@ -97,6 +97,12 @@ static int ms_check_header(j_decompress_ptr cinfo, char *message) {
     return MS_OK;
 }
 
+/* The header read, then checked: MS_OK, MS_TRUNCATED, or ms_check_header's refusal. */
+static int ms_read_checked_header(j_decompress_ptr cinfo, char *message) {
+    int status = ms_read_header(cinfo);
+    return status == MS_OK ? ms_check_header(cinfo, message) : status;
+}
+
 typedef int (*ms_step)(j_decompress_ptr cinfo, void *context, char *message);
 
 /*
@@ -134,12 +140,11 @@ typedef struct {
 
 static int ms_info_step(j_decompress_ptr cinfo, void *context, char *message) {
     ms_info *info = context;
-    int status = ms_read_header(cinfo);
+    int status = ms_read_checked_header(cinfo, message);
     if (status == MS_OK) {
         *info->width = cinfo->image_width;
         *info->height = cinfo->image_height;
         *info->components = cinfo->num_components;
-        status = ms_check_header(cinfo, message);
     }
     return status;
 }
@@ -159,10 +164,7 @@ typedef struct {
 static int ms_decode_step(j_decompress_ptr cinfo, void *context, char *message) {
     ms_output *output = context;
     size_t row_bytes;
-    int status = ms_read_header(cinfo);
-    if (status == MS_OK) {
-        status = ms_check_header(cinfo, message);
-    }
+    int status = ms_read_checked_header(cinfo, message);
     if (status != MS_OK) {
         return status;
     }
