@@ -125,14 +125,10 @@ def test_torch_crop_in_parts_gives_the_same_bits(monkeypatch, parts):
 
 def _parts_of(width: int, height: int) -> tuple[int, int]:
     """(parts, the largest part's float bytes) of preprocess_crop for an image of this size."""
-    new_h, new_w = preprocessing.resized_size(height, width)
-    top, left = preprocessing.crop_offsets(new_h, new_w)
-    _, row_weight = crop_windows(height, new_h, top)
-    col_index, _ = crop_windows(width, new_w, left)
-    groups, _, window = row_weight.shape
-    line_floats = (int(col_index[-1]) - int(col_index[0]) + 1) * 3
-    parts = preprocessing.crop_parts(groups, window, line_floats)
-    return parts, -(-groups // parts) * window * line_floats * 4
+    plan = preprocessing.crop_plan(height, width)
+    groups, _, window = plan.row_weight.shape
+    line_floats = (int(plan.col_index[-1]) - int(plan.col_index[0]) + 1) * 3
+    return plan.parts, -(-groups // plan.parts) * window * line_floats * 4
 
 
 def test_torch_crop_parts_grow_with_the_image():

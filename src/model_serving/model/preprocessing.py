@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -106,6 +107,29 @@ def crop_windows(
     return torch.clamp(positions.flatten(), max=in_size - 1), weights
 
 
+class CropPlan(NamedTuple):
+    """What :func:`preprocess_crop` computes for an image of one size: the crop's windows along each axis
+    (:func:`crop_windows`) and the parts it makes the output rows in (:func:`crop_parts`)."""
+
+    row_index: torch.Tensor
+    row_weight: torch.Tensor
+    col_index: torch.Tensor
+    col_weight: torch.Tensor
+    parts: int
+
+
+def crop_plan(height: int, width: int) -> CropPlan:
+    """The :class:`CropPlan` of a ``height × width`` image (not cached itself: the windows are, and the parts follow
+    :data:`CROP_PARTS` and :data:`PART_BYTES` as they stand)."""
+    new_h, new_w = resized_size(height, width)
+    top, left = crop_offsets(new_h, new_w)
+    row_index, row_weight = crop_windows(height, new_h, top)
+    col_index, col_weight = crop_windows(width, new_w, left)
+    groups, _, length = row_weight.shape
+    line_floats = (int(col_index[-1]) - int(col_index[0]) + 1) * 3  # the crop's input columns, 3 channels each
+    return CropPlan(row_index, row_weight, col_index, col_weight, crop_parts(groups, length, line_floats))
+
+
 # Shaped for preprocess_crop's [column, channel, row] result; made once.
 _CROP_MEAN = torch.tensor(MEAN, dtype=torch.float32).view(1, 3, 1)
 _CROP_STD = torch.tensor(STD, dtype=torch.float32).view(1, 3, 1)
@@ -115,7 +139,7 @@ def preprocess_crop(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     """:func:`preprocess` computed for the crop's pixels only (:func:`crop_windows`), equal to it up to float
     rounding; what torch-serving runs.
 
-    Only the input rows the crop reads are made float. The output rows are made in :data:`CROP_PARTS` parts, each
+    Only the input rows the crop reads are made float. The output rows are made in parts (:func:`crop_plan`), each
     through both passes before the next: the rows pass and then the columns pass are each one batched matrix
     product over windows; between them the part's rows are turned so that columns are gathered as lines too.
     """
@@ -125,15 +149,10 @@ def preprocess_crop(image: np.ndarray | torch.Tensor) -> torch.Tensor:
         pixels = torch.as_tensor(image)
     if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected uint8 HxWx3, got {pixels.dtype} {tuple(pixels.shape)}")
-    height, width = pixels.shape[0], pixels.shape[1]
-    new_h, new_w = resized_size(height, width)
-    top, left = crop_offsets(new_h, new_w)
-    row_index, row_weight = crop_windows(height, new_h, top)
-    col_index, col_weight = crop_windows(width, new_w, left)
+    row_index, row_weight, col_index, col_weight, parts = crop_plan(pixels.shape[0], pixels.shape[1])
     row0, col0 = int(row_index[0]), int(col_index[0])
     region = pixels[row0 : int(row_index[-1]) + 1, col0 : int(col_index[-1]) + 1]
     groups, _, length = row_weight.shape
-    parts = crop_parts(groups, length, region.shape[1] * 3)
     row_locals = (row_index - row0).view(groups, length).chunk(parts)
     # Line 3x + c of the turned rows is column x of channel c.
     lines = (((col_index - col0) * 3)[:, None] + torch.arange(3)[None, :]).flatten()
