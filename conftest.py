@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from model_serving.artifacts import ModelSource, export
-from model_serving.checks import Artifacts
+from model_serving.artifacts import Artifacts, ModelSource, export
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.docker.build import SERVICES
 from model_serving.paths import DEFAULT_MODEL_DIR

@@ -21,18 +21,21 @@ import onnx.utils
 import onnxruntime as ort
 import torch
 
+from model_core import CLASSES
+from model_core.errors import ModelError
+from model_core.loading import load_state_dict_file, model_id
+from model_core.manifest import MANIFEST_NAME, read_manifest, sha256_file, verify_files
+from model_core.mobilenet import MobileNetV3Small
+from model_core.preprocessing import preprocess
 from model_serving import __version__
 from model_serving.host import cpu_model
 from model_serving.imagegen import synthetic_photo
-from model_serving.model import CLASSES
 from model_serving.model.default import (
     CALIBRATION_IMAGES,
     DEFAULT_SEED,
     HEAD_LOGIT_STD,
     build_default_model,
 )
-from model_serving.model.loading import load_state_dict_file, model_id
-from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.model.onnx_contract import HOW_TO_DERIVE, check_served_contract, with_served_names
 from model_serving.model.onnx_graph import (
     INPUT_NAME,
@@ -42,9 +45,7 @@ from model_serving.model.onnx_graph import (
     canonicalize_names,
     served_model,
 )
-from model_serving.model.preprocessing import preprocess
 from model_serving.sources import ResolvedSource, resolve_model_uri
-from serving_common.manifest import MANIFEST_NAME, ModelError, read_manifest, sha256_file, verify_files
 
 # Bump when the export recipe changes, so old artifacts are rebuilt rather than reused.
 # 3: state_dict_tensors in the manifest; 4: the two sub-graphs for the in-process bench; 5: the crop-only
@@ -108,6 +109,23 @@ class ModelSource:
         if self.state_dict is None:
             return build_default_model(self.seed)
         return load_state_dict_file(self.state_dict.path, origin=self.state_dict.uri)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """A verified artifact folder: its manifest and file paths by role."""
+
+    directory: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, directory: Path) -> Artifacts:
+        manifest = read_manifest(directory)
+        verify_files(directory, manifest)
+        return cls(directory, manifest)
+
+    def path(self, role: str) -> Path:
+        return self.directory / self.manifest["files"][role]["path"]
 
 
 def _versions() -> dict[str, str]:

@@ -9,41 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from model_core import CLASSES
 from model_serving.agreement import Agreement, compare, disagreements, top_margins
+from model_serving.artifacts import Artifacts
 from model_serving.client import served_corpus_probabilities
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
-from model_serving.inference import Classifier, DecodeAndPredict
-from model_serving.model import CLASSES
-from model_serving.model.loading import load_state_dict_file
+from model_serving.inference import Classifier, onnx_classifier, torch_classifier
 from model_serving.stage_split import format_stage_splits, stage_splits
-from onnx_serving.predictor import OnnxPredictor
-from serving_common.manifest import read_manifest, verify_files
-from torch_serving.predictor import TorchPredictor
-
-
-@dataclass(frozen=True)
-class Artifacts:
-    """A verified artifact folder: its manifest and file paths by role."""
-
-    directory: Path
-    manifest: dict
-
-    @classmethod
-    def open(cls, directory: Path) -> Artifacts:
-        manifest = read_manifest(directory)
-        verify_files(directory, manifest)
-        return cls(directory, manifest)
-
-    def path(self, role: str) -> Path:
-        return self.directory / self.manifest["files"][role]["path"]
-
-    def torch_classifier(self, threads: int | None = None) -> DecodeAndPredict:
-        """The torch-serving path: the eager model on the state dict."""
-        return DecodeAndPredict(TorchPredictor(load_state_dict_file(self.path("state_dict")), threads=threads))
-
-    def onnx_classifier(self, role: str = "onnx_optimized", threads: int | None = None) -> DecodeAndPredict:
-        """The onnx-serving path: ONNX Runtime on the optimized (or plain) graph, loaded as onnx-serving loads it."""
-        return DecodeAndPredict(OnnxPredictor(self.path(role), threads=threads))
 
 
 def corpus_probabilities(classifier: Classifier, paths: Sequence[Path]) -> np.ndarray:
@@ -54,7 +26,7 @@ def served_disagreements(artifacts: Artifacts, base_urls: Mapping[str, str], cor
     """Running services (name → base URL) on the corpus, against the in-process torch reference of ``artifacts``
     and against each other; the explanations of every comparison that fails (empty: all agree)."""
     names = [path.name for path in corpus]
-    reference = corpus_probabilities(artifacts.torch_classifier(), corpus)
+    reference = corpus_probabilities(torch_classifier(artifacts), corpus)
     served = {name: served_corpus_probabilities(url, corpus) for name, url in base_urls.items()}
     return disagreements(names, served, reference)
 
@@ -76,8 +48,8 @@ def run_check(model_dir: Path, image_dir: Path, seconds: float, progress: Callab
     paths = corpus_paths(image_dir, progress=progress)
     names = [p.name for p in paths]
     progress(f"running {len(paths)} corpus images through torch and ONNX Runtime")
-    reference = corpus_probabilities(artifacts.torch_classifier(), paths)
-    optimized = corpus_probabilities(artifacts.onnx_classifier(), paths)
+    reference = corpus_probabilities(torch_classifier(artifacts), paths)
+    optimized = corpus_probabilities(onnx_classifier(artifacts), paths)
     agreement: Agreement = compare(names, reference, optimized)
     spread = CorpusSpread.of(reference)
     counts = np.bincount(reference.argmax(axis=1), minlength=len(CLASSES))

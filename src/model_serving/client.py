@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from model_serving.model import CLASSES
+from model_core import CLASSES
 
 _JSON = {"content-type": "application/json"}
 

@@ -6,12 +6,18 @@ figures measure exactly what the services run.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from model_core.loading import load_state_dict_file
+from onnx_serving.predictor import OnnxPredictor
 from serving_common.app import Predictor
 from serving_common.decoding import decode_rgb
+from torch_serving.predictor import TorchPredictor
+
+if TYPE_CHECKING:
+    from model_serving.artifacts import Artifacts
 
 
 class Classifier(Protocol):
@@ -28,3 +34,13 @@ class DecodeAndPredict:
 
     def probabilities(self, image_file: bytes) -> np.ndarray:
         return self.predictor.probabilities(decode_rgb(image_file))
+
+
+def torch_classifier(artifacts: Artifacts, threads: int | None = None) -> DecodeAndPredict:
+    """The torch-serving path: the eager model on the artifacts' state dict."""
+    return DecodeAndPredict(TorchPredictor(load_state_dict_file(artifacts.path("state_dict")), threads=threads))
+
+
+def onnx_classifier(artifacts: Artifacts, role: str = "onnx_optimized", threads: int | None = None) -> DecodeAndPredict:
+    """The onnx-serving path: ONNX Runtime on the optimized (or plain) graph, loaded as onnx-serving loads it."""
+    return DecodeAndPredict(OnnxPredictor(artifacts.path(role), threads=threads))

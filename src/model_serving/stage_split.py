@@ -18,8 +18,9 @@ from typing import Any
 
 import onnxruntime
 
-from model_serving.artifacts import SPLIT_FILES
+from model_serving.artifacts import SPLIT_FILES, Artifacts
 from model_serving.docker.rust_context import RustBuildError, release_binary
+from model_serving.inference import torch_classifier
 from model_serving.paths import ROOT
 from model_serving.perf.measure import bench_figures
 from serving_common import allocator, bench
@@ -96,7 +97,7 @@ def _rust_split(
     return StageSplit.of("rust-onnx-serving", bench_figures(done.stdout)["stages_ms"])
 
 
-def stage_splits(artifacts: Any, image: bytes, seconds: float, progress: Progress) -> list[StageSplit]:
+def stage_splits(artifacts: Artifacts, image: bytes, seconds: float, progress: Progress) -> list[StageSplit]:
     """The three services' splits, one after the other (each ratio is within one service's loop)."""
     from onnx_serving.predictor import OnnxPredictor
 
@@ -104,7 +105,7 @@ def stage_splits(artifacts: Any, image: bytes, seconds: float, progress: Progres
     if not allocator.apply_in_process():  # as the images run
         progress("glibc's mallopt is not available: the Python stages run with this allocator's defaults")
     progress("torch-serving: in-process stages")
-    splits = [_python_split("torch-serving", artifacts.torch_classifier(threads=1).predictor, None, image, seconds)]
+    splits = [_python_split("torch-serving", torch_classifier(artifacts, threads=1).predictor, None, image, seconds)]
     progress("onnx-serving: in-process stages")
     onnx = OnnxPredictor(artifacts.path("onnx_optimized"), threads=1)
     splits.append(_python_split("onnx-serving", onnx, OnnxPredictor.split(*halves, threads=1), image, seconds))

@@ -10,14 +10,14 @@ import httpx
 import pytest
 import torch
 
-from model_serving.artifacts import ModelSource, export
-from model_serving.checks import Artifacts, served_disagreements
+from model_core.loading import model_id
+from model_core.mobilenet import MobileNetV3Small
+from model_serving.artifacts import Artifacts, ModelSource, export
+from model_serving.checks import served_disagreements
 from model_serving.cli import main
 from model_serving.docker.build import MODEL_ID_LABEL, build_service_image, remove_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.model.default import build_default_model
-from model_serving.model.loading import model_id
-from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration

@@ -7,12 +7,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from model_core import CLASSES
+from model_core.loading import model_id
 from model_serving.agreement import compare
 from model_serving.artifacts import SPLIT_FILES, ModelSource, export, optimize_onnx
 from model_serving.checks import CorpusSpread, corpus_probabilities
-from model_serving.model import CLASSES
+from model_serving.inference import onnx_classifier, torch_classifier
 from model_serving.model.default import build_default_model
-from model_serving.model.loading import model_id
 from onnx_serving.predictor import OnnxPredictor
 from serving_common.decoding import decode_rgb
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def reference(default_artifacts, corpus):
-    return corpus_probabilities(default_artifacts.torch_classifier(), corpus)
+    return corpus_probabilities(torch_classifier(default_artifacts), corpus)
 
 
 def test_default_model_is_deterministic(default_artifacts):
@@ -38,7 +39,7 @@ def test_manifest_describes_the_artifacts(default_artifacts):
     assert manifest["opset"] >= 18
     assert set(manifest["versions"]) >= {"torch", "onnx", "onnxruntime"}
     assert manifest["seed"] is not None
-    assert model_id(default_artifacts.torch_classifier().predictor.model.state_dict()) == manifest["model_id"]
+    assert model_id(torch_classifier(default_artifacts).predictor.model.state_dict()) == manifest["model_id"]
 
 
 def test_default_model_is_decisive_and_image_dependent(reference):
@@ -50,7 +51,7 @@ def test_default_model_is_decisive_and_image_dependent(reference):
 
 def test_optimized_onnx_agrees_with_torch_reference(default_artifacts, corpus, reference):
     names = [p.name for p in corpus]
-    optimized = corpus_probabilities(default_artifacts.onnx_classifier(), corpus)
+    optimized = corpus_probabilities(onnx_classifier(default_artifacts), corpus)
     result = compare(names, reference, optimized)
     print(f"torch vs optimized ONNX: {result.explain()}")
     assert result.ok, result.explain()
@@ -58,8 +59,8 @@ def test_optimized_onnx_agrees_with_torch_reference(default_artifacts, corpus, r
 
 def test_optimized_and_unoptimized_exports_agree(default_artifacts, corpus):
     names = [p.name for p in corpus]
-    plain = corpus_probabilities(default_artifacts.onnx_classifier("onnx"), corpus)
-    optimized = corpus_probabilities(default_artifacts.onnx_classifier("onnx_optimized"), corpus)
+    plain = corpus_probabilities(onnx_classifier(default_artifacts, "onnx"), corpus)
+    optimized = corpus_probabilities(onnx_classifier(default_artifacts, "onnx_optimized"), corpus)
     result = compare(names, plain, optimized, tolerance=1e-5)
     print(f"unoptimized vs optimized ONNX: {result.explain()}")
     assert result.ok, result.explain()
@@ -85,7 +86,7 @@ def test_layout_made_at_load_is_bit_identical_to_layout_made_offline(default_art
     all_offline = np.stack(
         [session.run(["probabilities"], {"image": decode_rgb(p.read_bytes())[None]})[0][0] for p in corpus]
     )
-    served = corpus_probabilities(default_artifacts.onnx_classifier(), corpus)
+    served = corpus_probabilities(onnx_classifier(default_artifacts), corpus)
     assert np.array_equal(served, all_offline), compare(names, all_offline, served, tolerance=0.0).explain()
 
 

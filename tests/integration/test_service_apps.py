@@ -7,7 +7,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from model_serving.model import CLASSES
+from model_core import CLASSES
+from model_serving.inference import torch_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_prediction_and_probabilities(client, benchmark_body, benchmark_jpeg, de
     body = response.json()
     assert len(body["probabilities"]) == len(CLASSES)
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-5)
-    expected = default_artifacts.torch_classifier().probabilities(benchmark_jpeg.read_bytes())
+    expected = torch_classifier(default_artifacts).probabilities(benchmark_jpeg.read_bytes())
     assert body["prediction"] == CLASSES[int(expected.argmax())]
     assert "probabilities" not in client.post("/predict/", content=benchmark_body, headers=_JSON).json()
 

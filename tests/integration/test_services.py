@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from model_core import CLASSES
 from model_serving.checks import served_disagreements
-from model_serving.model import CLASSES
+from model_serving.inference import torch_classifier
 from model_serving.perf.config import SERVICES as SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,7 @@ def test_health_reports_model_and_configuration(services, name, default_artifact
 def test_prediction_on_the_benchmark_payload(services, name, benchmark_body, benchmark_jpeg, default_artifacts):
     response = httpx.post(services[name].base_url + "/predict/", content=benchmark_body, headers=_JSON, timeout=60)
     assert response.status_code == 200
-    expected = default_artifacts.torch_classifier().probabilities(benchmark_jpeg.read_bytes())
+    expected = torch_classifier(default_artifacts).probabilities(benchmark_jpeg.read_bytes())
     assert response.json() == {"prediction": CLASSES[int(expected.argmax())]}
 
 

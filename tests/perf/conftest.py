@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from model_serving.artifacts import ModelSource, export
-from model_serving.checks import Artifacts
+from model_serving.artifacts import Artifacts, ModelSource, export
 from model_serving.corpus import benchmark_payload_paths, request_body
 from model_serving.paths import ROOT, USER_MODEL_DIR
 from model_serving.perf.config import (

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from model_serving.model.loading import load_state_dict_file, model_id
-from model_serving.model.mobilenet import MobileNetV3Small
-from serving_common.manifest import ModelError, read_manifest, verify_files
+from model_core.errors import ModelError
+from model_core.loading import load_state_dict_file, model_id
+from model_core.manifest import read_manifest, verify_files
+from model_core.mobilenet import MobileNetV3Small
 
 pytestmark = pytest.mark.unit
 

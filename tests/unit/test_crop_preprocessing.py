@@ -8,10 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from model_core import preprocessing
+from model_core.preprocessing import crop_windows, preprocess, preprocess_crop
 from model_serving.imagegen import synthetic_photo
-from model_serving.model import onnx_graph, preprocessing
+from model_serving.model import onnx_graph
 from model_serving.model.onnx_graph import INPUT_NAME, preprocessing_graph
-from model_serving.model.preprocessing import crop_windows, preprocess, preprocess_crop
 from serving_common.decoding import decode_rgb
 
 pytestmark = pytest.mark.unit

@@ -12,9 +12,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from model_core.errors import ModelError
 from model_serving.docker import base, build, wheels
 from model_serving.docker.build import BuiltImage, ImageBuildError, ServiceSpec
-from serving_common.manifest import ModelError
 
 pytestmark = pytest.mark.unit
 

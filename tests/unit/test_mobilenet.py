@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model_serving.model.mobilenet import MobileNetV3Small, make_divisible
+from model_core.mobilenet import MobileNetV3Small, make_divisible
 
 pytestmark = pytest.mark.unit
 

@@ -11,6 +11,8 @@ import google.oauth2.credentials
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
+from model_core.errors import ModelError
+from model_core.manifest import sha256_file
 from model_serving.sources import (
     GcsUri,
     LocalUri,
@@ -22,7 +24,6 @@ from model_serving.sources import (
 from model_serving.sources.credentials import gcs_settings
 from model_serving.sources.gcs import cache_path, fetch_gcs_object, make_client
 from model_serving.sources.uri import ACCEPTED
-from serving_common.manifest import ModelError, sha256_file
 
 pytestmark = pytest.mark.unit
 

@@ -4,8 +4,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
+from model_core.errors import ModelError
 from model_serving.model.onnx_contract import check_served_contract, with_served_names
-from serving_common.manifest import ModelError
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from model_core.preprocessing import preprocess
 from model_serving.imagegen import synthetic_photo
 from model_serving.model.onnx_graph import INPUT_NAME, preprocessing_graph
-from model_serving.model.preprocessing import preprocess
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from model_serving.model.preprocessing import MEAN, STD, crop_offsets, preprocess, resized_size
+from model_core.preprocessing import MEAN, STD, crop_offsets, preprocess, resized_size
 
 pytestmark = pytest.mark.unit
 

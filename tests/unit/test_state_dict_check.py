@@ -5,9 +5,9 @@ import zipfile
 import pytest
 import torch
 
-from model_serving.model.mobilenet import MobileNetV3Small
-from serving_common.manifest import ModelError
-from torch_serving.state_dict_check import check_state_dict_file, tensor_shapes
+from model_core.errors import ModelError
+from model_core.mobilenet import MobileNetV3Small
+from model_core.state_dict_check import check_state_dict_file, tensor_shapes
 
 pytestmark = pytest.mark.unit
 

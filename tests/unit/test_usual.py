@@ -7,9 +7,9 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from model_core.preprocessing import MEAN, STD
 from model_serving.imagegen import synthetic_photo
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, OUTPUT_NAME, PIXELS_NAME
-from model_serving.model.preprocessing import MEAN, STD
 from model_serving.perf.rounds import rotated
 from model_serving.usual.graph import usual_graph
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI, HTTPException
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from model_serving.model.mobilenet import MobileNetV3Small
+from model_core.mobilenet import MobileNetV3Small
 
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", "/opt/model"))
 MANIFEST = json.loads((MODEL_DIR / "manifest.json").read_text())

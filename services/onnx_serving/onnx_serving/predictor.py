@@ -8,20 +8,21 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from model_core.errors import ModelError
+from model_core.manifest import model_file
 from serving_common.config import Settings
-from serving_common.manifest import ModelError, model_file
 from serving_common.stages import StageTimes
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
-#: The joint of the two sub-graphs the in-process bench times apart (model_serving.model.onnx_graph).
+#: The joint of the two sub-graphs the in-process bench times apart (the harness exports them).
 PIXELS_NAME = "pixel_values"
 
 
 def load_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     # Optimized offline without the layout transforms, which depend on this CPU's vector width
-    # (model_serving.artifacts.OFFLINE_LEVEL); ORT_ENABLE_ALL makes them here, in about 7 ms.
+    # (the harness's export does that: artifacts.OFFLINE_LEVEL); ORT_ENABLE_ALL makes them here, in about 7 ms.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads

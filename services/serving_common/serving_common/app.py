@@ -17,10 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from model_core.manifest import read_manifest
 from serving_common.config import Settings
 from serving_common.decoding import decode_rgb
 from serving_common.errors import ApiError, gateway_timeout
-from serving_common.manifest import read_manifest
 from serving_common.metrics import PredictMetricsMiddleware, ServiceMetrics
 from serving_common.predict_route import PREDICT_PATH, PredictRoute, Receive, Scope, Send
 from serving_common.request import parse_predict_body
@@ -49,7 +49,7 @@ class Service:
     #: limit for less of the event loop's time (1.32 → 1.18 ms of CPU a request, x1.025 [1.003, 1.048] req/s;
     #: onnx-serving, 8 interleaved rounds of ab -n 300 -c 50, 1 CPU, 2026-12-05).
     #: Its thread is named ``predict`` for the system too, so that top, perf and the harness's CPU per thread
-    #: (model_serving.metrics.thread_cpu) tell it from the event loop.
+    #: (its metrics.thread_cpu) tell it from the event loop.
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="predict", initializer=name_os_thread, initargs=("predict",)

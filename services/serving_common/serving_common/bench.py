@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from model_core.manifest import read_manifest
 from serving_common.config import Settings
 from serving_common.decoding import decode_rgb
-from serving_common.manifest import read_manifest
 from serving_common.request import parse_predict_body
 from serving_common.stages import STAGES, StageTimes
 

@@ -43,7 +43,7 @@ STAGE_BUCKETS: tuple[float, ...] = (
 
 _PID_IN_FILE_NAME = re.compile(r"_(\d+)\.db$")
 #: Where the middleware leaves the request's :class:`StageTimes` for the handler to fill in.
-STAGES_KEY = "model_serving.stages"
+STAGES_KEY = "serving.stages"
 
 
 def multiprocess_dir() -> Path | None:

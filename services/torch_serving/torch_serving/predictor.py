@@ -7,11 +7,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from model_serving.model.loading import load_state_dict_file, model_id
-from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.preprocessing import preprocess_crop
+from model_core.errors import ModelError
+from model_core.loading import load_state_dict_file, model_id
+from model_core.manifest import model_file
+from model_core.mobilenet import MobileNetV3Small
+from model_core.preprocessing import preprocess_crop
 from serving_common.config import Settings
-from serving_common.manifest import ModelError, model_file
 from serving_common.stages import StageTimes
 
 

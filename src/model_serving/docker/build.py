@@ -24,14 +24,13 @@ from pathlib import Path
 import docker
 from docker.models.images import Image
 
-import model_serving
+from model_core.manifest import read_manifest, verify_files
 from model_serving.docker.base import ensure_base_image
 from model_serving.docker.engine import client
 from model_serving.docker.native import NATIVE_DIR, stripped_extension_modules
 from model_serving.docker.rust_context import BINARY_NAME, copy_runtime_libraries, extract_ort_library, release_binary
 from model_serving.docker.wheels import cache_dir, ensure_wheels
 from model_serving.paths import DEFAULT_MODEL_DIR
-from serving_common.manifest import read_manifest, verify_files
 
 Progress = Callable[[str], None]
 
@@ -41,7 +40,6 @@ CONTENT_HASH_LABEL = "org.model-serving.content-hash"
 # src/model_serving/docker/build.py → the repository holding services/.
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 SERVICES_DIR = REPOSITORY_ROOT / "services"
-HARNESS_PACKAGE = Path(model_serving.__file__).resolve().parent
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _LOG_TAIL = 40
 
@@ -54,10 +52,9 @@ class ImageBuildError(Exception):
 class ServiceSpec:
     name: str
     directory: Path  # holds Dockerfile and requirements.txt
-    packages: tuple[Path, ...]  # copied to /app/<package name>
+    packages: tuple[Path, ...]  # copied whole to /app/<package name>
     model_roles: tuple[str, ...]  # manifest["files"] roles the service reads
     port: int
-    harness_files: tuple[str, ...] = ()  # files of the model_serving package copied to /app/model_serving
     kind: str = "python"  # "python": wheels + packages on a Python base; "rust": a binary on scratch
 
 
@@ -68,15 +65,7 @@ SERVICES: dict[str, ServiceSpec] = {
         packages=(
             SERVICES_DIR / "torch_serving" / "torch_serving",
             SERVICES_DIR / "serving_common" / "serving_common",
-        ),
-        # The torch service imports the model definition, loading and the preprocessing reference from the
-        # harness; only those files go in, so other harness changes do not rebuild the image.
-        harness_files=(
-            "__init__.py",
-            "model/__init__.py",
-            "model/mobilenet.py",
-            "model/preprocessing.py",
-            "model/loading.py",
+            SERVICES_DIR / "model_core" / "model_core",
         ),
         model_roles=("state_dict",),
         port=8081,
@@ -87,6 +76,7 @@ SERVICES: dict[str, ServiceSpec] = {
         packages=(
             SERVICES_DIR / "onnx_serving" / "onnx_serving",
             SERVICES_DIR / "serving_common" / "serving_common",
+            SERVICES_DIR / "model_core" / "model_core",
         ),
         model_roles=("onnx_optimized",),
         port=8080,
@@ -202,10 +192,6 @@ def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: 
         if not (package / "__init__.py").is_file():
             raise ImageBuildError(f"{spec.name}: package {package} is missing (no __init__.py)")
         shutil.copytree(package, context / "app" / package.name, ignore=_IGNORED)
-    for relative in spec.harness_files:
-        target = context / "app" / HARNESS_PACKAGE.name / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(HARNESS_PACKAGE / relative, target)
     return _copy_model(spec, model_dir, context)
 
 

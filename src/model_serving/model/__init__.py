@@ -1,15 +1,2 @@
-"""The model: architecture, preprocessing reference, default weights and ONNX export."""
-
-CLASSES: tuple[str, ...] = (
-    "dew",
-    "fogsmog",
-    "frost",
-    "glaze",
-    "hail",
-    "lightning",
-    "rain",
-    "rainbow",
-    "rime",
-    "sandstorm",
-    "snow",
-)
+"""The harness's side of the model: the default weights and the ONNX export (the definition, the preprocessing
+reference and state dict loading are in ``model_core``, which the services use too)."""

@@ -20,9 +20,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from model_core.mobilenet import MobileNetV3Small
+from model_core.preprocessing import preprocess
 from model_serving.imagegen import synthetic_photo
-from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.preprocessing import preprocess
 
 DEFAULT_SEED = 1234
 CALIBRATION_IMAGES = 64

@@ -9,9 +9,9 @@ from __future__ import annotations
 import onnx
 from onnx import TensorProto
 
-from model_serving.model import CLASSES
+from model_core import CLASSES
+from model_core.errors import ModelError
 from model_serving.model.onnx_graph import INPUT_NAME, OUTPUT_NAME
-from serving_common.manifest import ModelError
 
 HOW_TO_DERIVE = (
     "derive a fitting one from the state dict instead: leave ONNX_MODEL_URI unset and run "

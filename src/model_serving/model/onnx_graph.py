@@ -16,8 +16,8 @@ import onnx
 import torch
 from onnx import TensorProto, compose, helper, numpy_helper
 
-from model_serving.model.mobilenet import MobileNetV3Small
-from model_serving.model.preprocessing import BLOCK, CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
+from model_core.mobilenet import MobileNetV3Small
+from model_core.preprocessing import BLOCK, CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
 
 OPSET = 18  # Resize with antialias needs opset 18.
 INPUT_NAME = "image"
@@ -62,7 +62,7 @@ class _Nodes:
 
 
 def _crop_windows(g: _Nodes, sizes: str, resized: str, starts: str) -> tuple[str, str]:
-    """Nodes for :func:`model_serving.model.preprocessing.crop_windows` along both axes at once (rows, columns:
+    """Nodes for :func:`model_core.preprocessing.crop_windows` along both axes at once (rows, columns:
     ``sizes``, ``resized`` and ``starts`` are int64 ``[2]``), the same operations in the same order. The two axes
     share the window length (the longer; the other's extra taps weigh 0): indices ``[2, groups * length]``
     (clamped), weights ``[2, groups, BLOCK, length]``."""

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from model_core.manifest import model_file, read_manifest
 from model_serving.artifacts import SPLIT_FILES
 from model_serving.corpus import sized_payload_paths
 from model_serving.curves import Capacity
@@ -45,7 +46,6 @@ from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
 from model_serving.usual.build import USUAL, build_usual_image
 from model_serving.usual.compare import UsualComparison, compare_with_usual
-from serving_common.manifest import model_file, read_manifest
 
 Progress = Callable[[str], None]
 

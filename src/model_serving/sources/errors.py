@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving_common.manifest import ModelError
+from model_core.errors import ModelError
 
 
 class ModelSourceError(ModelError):

@@ -7,11 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from model_core.manifest import sha256_file
 from model_serving.docker.wheels import cache_dir as default_cache_dir
 from model_serving.sources.errors import ModelSourceError
 from model_serving.sources.gcs import Progress, fetch_gcs_object
 from model_serving.sources.uri import GcsUri, parse_model_uri
-from serving_common.manifest import sha256_file
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import onnx
 
+from model_core.manifest import model_file, read_manifest, verify_files
 from model_serving.docker.build import (
     ORT_WHEEL_SOURCE,
     REPOSITORY_ROOT,
@@ -29,7 +30,6 @@ from model_serving.docker.build import (
 from model_serving.docker.engine import client
 from model_serving.docker.wheels import ensure_wheels
 from model_serving.usual.graph import USUAL_GRAPH_NAME, usual_graph
-from serving_common.manifest import model_file, read_manifest, verify_files
 
 Progress = Callable[[str], None]
 

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from model_core.preprocessing import CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
 from model_serving.model.onnx_graph import INPUT_NAME, OPSET, PIXELS_NAME, join_to_network
-from model_serving.model.preprocessing import CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
 
 USUAL_GRAPH_NAME = "usual.onnx"
 

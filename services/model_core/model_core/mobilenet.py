@@ -13,7 +13,8 @@ from functools import partial
 import torch
 from torch import nn
 
-NUM_CLASSES = 11
+from model_core import CLASSES
+
 LAST_CHANNEL = 1024
 
 # torchvision uses these BatchNorm settings for MobileNetV3.
@@ -135,7 +136,7 @@ class InvertedResidual(nn.Module):
 class MobileNetV3Small(nn.Module):
     """MobileNetV3-small; input normalized float NCHW, output ``num_classes`` logits."""
 
-    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = len(CLASSES), dropout: float = 0.2) -> None:
         super().__init__()
         first = SMALL_BLOCKS[0].in_channels
         last_in = SMALL_BLOCKS[-1].out_channels

@@ -1,7 +1,7 @@
 """The preprocessing contract (DESIGN §3, steps 2–4) as the torch reference.
 
-Every service must reproduce these numbers; the ONNX graph in :mod:`model_serving.model.onnx_graph` is the
-same contract written in ONNX operators.
+Every service must reproduce these numbers; torch-serving runs :func:`preprocess_crop`, and the ONNX graph the
+harness exports (its ``model.onnx_graph``) is the same contract written in ONNX operators.
 """
 
 from __future__ import annotations

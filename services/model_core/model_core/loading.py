@@ -1,4 +1,4 @@
-"""Loading weights and naming them: needs only torch, so the torch-serving image can use it too."""
+"""Loading weights and naming them (needs torch)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from model_serving.model import CLASSES
-from model_serving.model.mobilenet import MobileNetV3Small
-from serving_common.manifest import ModelError
+from model_core import CLASSES
+from model_core.errors import ModelError
+from model_core.mobilenet import MobileNetV3Small
+from model_core.state_dict_check import misfit, not_a_state_dict, unreadable
 
 
 def model_id(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -37,12 +38,12 @@ def load_state_dict_file(path: Path, origin: str | None = None) -> MobileNetV3Sm
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt file
-        raise ModelError(f"{name} is not a readable torch state dict ({error.__class__.__name__}: {error})") from error
+        raise unreadable(name, error) from error
     if not isinstance(state, Mapping):
-        raise ModelError(f"{name} holds a {type(state).__name__}, not a state dict (save model.state_dict())")
+        raise not_a_state_dict(name, state)
     model = MobileNetV3Small()
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ModelError(f"{name} does not fit MobileNetV3-small with an {len(CLASSES)}-class head: {error}") from error
+        raise misfit(name, len(CLASSES), str(error)) from error
     return model.eval()
