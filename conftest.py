@@ -15,12 +15,10 @@ import pytest
 
 from model_serving.artifacts import Artifacts, ModelSource, export
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
-from model_serving.docker.build import SERVICES
 from model_serving.paths import DEFAULT_MODEL_DIR
 from model_serving.progress import terminal_progress
+from model_serving.services import SERVICE_NAMES
 from model_serving.sources.options import add_model_uri_options
-
-SERVICE_NAMES = tuple(SERVICES)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -25,7 +25,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from model_serving.docker.build import SERVICES, build_service_image
+    from model_serving.docker.build import build_service_image
+    from model_serving.services import SERVICES
 
     chosen = args.services.split(",") if args.services else list(SERVICES)
     unknown = [name for name in chosen if name not in SERVICES]
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from serving_common.manifest import ModelError
+    from model_core.errors import ModelError
 
     try:
         return int(args.run(args))

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from model_core.mobilenet import MobileNetV3Small
 from model_serving.docker.containers import created_container, run_time_s, wait_for_exit
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

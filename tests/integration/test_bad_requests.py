@@ -57,7 +57,7 @@ from PIL import Image
 
 from model_serving.agreement import disagreements
 from model_serving.docker.containers import run_service
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

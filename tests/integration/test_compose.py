@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from model_serving.docker.build import SERVICES
 from model_serving.docker.compose import (
     ComposedService,
     ComposeProject,
@@ -20,6 +19,7 @@ from model_serving.docker.compose import (
     wait_for_docker_health,
 )
 from model_serving.ports import free_ports
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,6 @@ requires_compose = pytest.mark.skipif(
     COMMAND is None, reason="neither `docker compose` (v2 plugin) nor `docker-compose` is installed"
 )
 _JSON = {"content-type": "application/json"}
-SERVICE_NAMES = tuple(SERVICES)
 
 
 @pytest.fixture(scope="module")

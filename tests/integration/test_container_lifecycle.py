@@ -7,7 +7,7 @@ from testcontainers.core.container import DockerContainer
 
 from model_serving.docker.containers import ServiceStartError, run_service
 from model_serving.docker.engine import client
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

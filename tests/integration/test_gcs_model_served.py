@@ -18,7 +18,7 @@ from model_serving.cli import main
 from model_serving.docker.build import MODEL_ID_LABEL, build_service_image, remove_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.model.default import build_default_model
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

@@ -31,7 +31,7 @@ import pytest
 from model_serving.docker.archive import tar_bytes
 from model_serving.docker.containers import run_service
 from model_serving.docker.engine import client
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 _JSON = {"content-type": "application/json"}
 

@@ -13,8 +13,8 @@ import pytest
 from model_serving.docker.containers import run_service
 from model_serving.load.ab_runner import run_ab
 from model_serving.metrics.prometheus import parse_scrape
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
 from model_serving.perf.measure import scrape
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

@@ -34,9 +34,10 @@ from remote_engine import (
     watch_containers,
 )
 
-from model_serving.docker.build import REPOSITORY_ROOT, image_from_context, remove_image, staged_context
+from model_serving.docker.build import image_from_context, remove_image, staged_context
 from model_serving.docker.containers import LABEL, OWNER, OWNER_LABEL
 from model_serving.docker.engine import client
+from model_serving.services import REPOSITORY_ROOT
 
 pytestmark = pytest.mark.integration
 

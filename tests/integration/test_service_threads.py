@@ -8,7 +8,7 @@ import pytest
 
 from model_serving.load.thread_sampler import container_threads
 from model_serving.metrics.thread_cpu import cpu_per_request
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

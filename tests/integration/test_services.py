@@ -10,7 +10,7 @@ import pytest
 from model_core import CLASSES
 from model_serving.checks import served_disagreements
 from model_serving.inference import torch_classifier
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

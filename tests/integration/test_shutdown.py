@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from model_serving.docker.containers import run_service, wait_for_exit
-from model_serving.perf.config import SERVICES as SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 

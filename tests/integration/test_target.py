@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from model_serving.docker.build import REPOSITORY_ROOT, SERVICES
 from model_serving.docker.compose import (
     ComposedService,
     ComposeProject,
@@ -29,11 +28,11 @@ from model_serving.docker.compose import (
 from model_serving.perf.target import UNAVAILABLE
 from model_serving.ports import free_ports
 from model_serving.report.schema import validate_report
+from model_serving.services import REPOSITORY_ROOT, SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 
 COMMAND = compose_command()
-SERVICE_NAMES = tuple(SERVICES)
 # Small enough for CI (about two minutes for the three services on 2 cores), large enough for every figure.
 PERF_ARGS = (
     "--profile",

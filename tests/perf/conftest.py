@@ -13,7 +13,6 @@ from model_serving.corpus import benchmark_payload_paths, request_body
 from model_serving.paths import ROOT, USER_MODEL_DIR
 from model_serving.perf.config import (
     PROFILES,
-    SERVICES,
     RunConfig,
     check_ratio_bound,
     load_thresholds,
@@ -25,6 +24,7 @@ from model_serving.perf.session import PerfRun
 from model_serving.perf.sizes import parse_sizes
 from model_serving.perf.target import TargetError, TargetService, check_targets, parse_targets
 from model_serving.progress import terminal_progress
+from model_serving.services import SERVICE_NAMES
 
 REPORT_FOLDER = pytest.StashKey[Path]()
 TARGETS = pytest.StashKey[dict[str, TargetService]]()
@@ -52,7 +52,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     profile = PROFILES.get(metafunc.config.getoption("profile"), PROFILES["default"])
     rounds = metafunc.config.getoption("rounds") or profile.rounds
-    cases = [(index, name) for index in range(rounds) for name in rotated(SERVICES, index)]
+    cases = [(index, name) for index in range(rounds) for name in rotated(SERVICE_NAMES, index)]
     metafunc.parametrize(("round_index", "name"), cases, ids=[f"{i + 1}-{name}" for i, name in cases])
 
 
@@ -63,11 +63,11 @@ def perf_progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
 
 def _services(option: str | None) -> tuple[str, ...]:
     if not option:
-        return SERVICES
+        return SERVICE_NAMES
     chosen = tuple(name.strip() for name in option.split(",") if name.strip())
-    unknown = set(chosen) - set(SERVICES)
+    unknown = set(chosen) - set(SERVICE_NAMES)
     if unknown:
-        raise pytest.UsageError(f"--services: unknown {sorted(unknown)}; choose from {', '.join(SERVICES)}")
+        raise pytest.UsageError(f"--services: unknown {sorted(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
     return chosen
 
 
@@ -90,7 +90,7 @@ def _targets(options: Any) -> dict[str, TargetService]:
     if options.state_dict or options.onnx_model:
         raise pytest.UsageError("--target measures the model the services serve: drop --state-dict / --onnx-model")
     try:
-        return check_targets(parse_targets(options.target, SERVICES))
+        return check_targets(parse_targets(options.target, SERVICE_NAMES))
     except (ValueError, TargetError) as error:
         raise pytest.UsageError(str(error)) from error
 

@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from model_serving.perf.config import SERVICES
 from model_serving.perf.target import Unavailable
 from model_serving.report.ratios import describe_failure
 from model_serving.report.schema import validate_report
+from model_serving.services import SERVICE_NAMES
 from model_serving.stats import summary
 from model_serving.usual.build import UsualUnavailable
 
 pytestmark = pytest.mark.perf
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_startup(perf, selected, name, benchmark):
     try:
         starter = perf.startups(name)
@@ -33,7 +33,7 @@ def test_startup(perf, selected, name, benchmark):
     perf.progress(f"{name}: start-up median {summary(starter.samples)['median']:.3f} s")
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_load(perf, selected, name):
     # Not a pytest-benchmark: its time would hold the container's start, warm-up and the in-process loop; the
     # histories are the load rounds' (TestSideBySide.test_load_round).
@@ -101,7 +101,7 @@ class TestSideBySide:
             assert [p.fraction for p in points] == list(perf.config.profile.open_loop_fractions)
             assert all(p.report is not None and p.report.latency_corrected for p in points), (name, points)
 
-    @pytest.mark.parametrize("name", SERVICES)
+    @pytest.mark.parametrize("name", SERVICE_NAMES)
     def test_capacity_under_a_latency_bound(self, perf, together, selected, name):
         if name not in perf.best_rps():
             pytest.skip(f"no best req/s of {name} to search under: run the sweep or the rounds with it")
@@ -117,7 +117,7 @@ class TestSideBySide:
             assert all({"decode", "total"} <= set(p.stages_ms) for p in points), name
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_load_held_at_high_concurrency(perf, selected, name):
     outcome = perf.load_held(name)
     if outcome.report:
@@ -125,7 +125,7 @@ def test_load_held_at_high_concurrency(perf, selected, name):
     assert outcome.ok, f"{name} did not hold c={perf.config.profile.held_concurrency}: {outcome.failure}"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_memory_over_requests(perf, selected, name):
     try:
         measured = perf.memory_over_requests(name)
@@ -134,7 +134,7 @@ def test_memory_over_requests(perf, selected, name):
     assert measured.failure is None, f"{name}: failed measurement: {measured.failure}"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_against_usual_implementation(perf, selected, name):
     try:
         compared = perf.against_usual(name)

@@ -14,7 +14,8 @@ import pytest
 
 from model_core.errors import ModelError
 from model_serving.docker import base, build, wheels
-from model_serving.docker.build import BuiltImage, ImageBuildError, ServiceSpec
+from model_serving.docker.build import BuiltImage, ImageBuildError
+from model_serving.services import SERVICES, Service
 
 pytestmark = pytest.mark.unit
 
@@ -104,7 +105,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def spec(tmp_path: Path) -> ServiceSpec:
+def spec(tmp_path: Path) -> Service:
     service = tmp_path / "services" / "demo"
     package = service / "demo_serving"
     (package / "__pycache__").mkdir(parents=True)
@@ -113,7 +114,16 @@ def spec(tmp_path: Path) -> ServiceSpec:
     (package / "__pycache__" / "__main__.cpython-311.pyc").write_bytes(b"stale")
     (service / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.11-slim-bookworm\nFROM ${BASE_IMAGE}\n")
     (service / "requirements.txt").write_text("fastapi==0.165.0\n")
-    return ServiceSpec(name="demo", directory=service, packages=(package,), model_roles=("onnx_optimized",), port=8099)
+    return Service(
+        name="demo",
+        label="demo",
+        port=8099,
+        directory=service,
+        packages=(package,),
+        model_roles=("onnx_optimized",),
+        bench_command=("python", "-m", "demo_serving"),
+        colour="#000000",
+    )
 
 
 @pytest.fixture
@@ -220,7 +230,7 @@ def test_context_refuses_a_missing_package(tmp_path, spec, model_dir, wheel_dir)
 
 @pytest.fixture
 def demo(monkeypatch, spec, wheel_dir, cache):
-    monkeypatch.setitem(build.SERVICES, "demo", spec)
+    monkeypatch.setitem(SERVICES, "demo", spec)
     monkeypatch.setattr(build, "ensure_wheels", lambda requirements, progress: wheel_dir)
 
     def use(engine: FakeClient) -> FakeClient:
@@ -300,9 +310,9 @@ def test_a_corrupt_file_the_service_does_not_read_is_left_out(tmp_path, spec, mo
     assert sorted(p.name for p in (context / "model").iterdir()) == ["manifest.json", "model.optimized.onnx"]
 
 
-@pytest.mark.parametrize("service", sorted(name for name, spec in build.SERVICES.items() if spec.kind == "python"))
+@pytest.mark.parametrize("service", sorted(name for name, spec in SERVICES.items() if spec.kind == "python"))
 def test_dockerfile_contract(service):
-    spec = build.SERVICES[service]
+    spec = SERVICES[service]
     lines = [line for line in (spec.directory / "Dockerfile").read_text().splitlines() if not line.startswith("#")]
     instructions = [line for line in lines if line and not line.startswith(" ")]
     assert instructions[0] == f"ARG BASE_IMAGE={base.PUBLIC_BASE_IMAGE}"
@@ -505,7 +515,7 @@ def test_recipe_decides_the_local_tag():
 
 
 def test_rust_dockerfile_contract():
-    spec = build.SERVICES["rust-onnx-serving"]
+    spec = SERVICES["rust-onnx-serving"]
     text = (spec.directory / "Dockerfile").read_text()
     instructions = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
     assert instructions[0] == "FROM scratch"  # nothing to pull, nothing but what the context holds

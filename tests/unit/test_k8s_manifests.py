@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from model_serving.docker.build import REPOSITORY_ROOT, SERVICES
 from model_serving.perf.config import PROFILES
+from model_serving.services import REPOSITORY_ROOT, SERVICES
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from model_serving.metrics.prometheus import Histogram, Scrape, parse_scrape, stage_figures
+from model_serving.services import SERVICE_NAMES
 from serving_common.metrics import STAGE_BUCKETS
 
 pytestmark = pytest.mark.unit
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "metrics"
-SERVICES = ("torch-serving", "onnx-serving", "rust-onnx-serving")
 STAGES = {
     "torch-serving": {"queue", "parse", "decode", "preprocess", "model", "total"},
     "onnx-serving": {"queue", "parse", "decode", "inference", "total"},
@@ -24,7 +24,7 @@ def _recorded(service: str) -> str:
     return (FIXTURES / f"{service}.txt").read_text()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_recorded_scrapes_count_three_predictions_and_one_refusal(service):
     scrape = parse_scrape(_recorded(service), service)
     assert scrape.responses == {"200": 3, "422": 1}
@@ -46,7 +46,7 @@ def test_recorded_scrapes_count_three_predictions_and_one_refusal(service):
 
 def test_the_three_services_have_the_same_buckets():
     expected = (*STAGE_BUCKETS, math.inf)
-    for service in SERVICES:
+    for service in SERVICE_NAMES:
         for stage, histogram in parse_scrape(_recorded(service), service).stages.items():
             assert histogram.bounds == expected, (service, stage)
 

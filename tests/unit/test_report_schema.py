@@ -13,7 +13,7 @@ from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.oha_parser import parse_oha_json
 from model_serving.load.stats_sampler import ResourceSamples
 from model_serving.metrics.thread_cpu import ThreadTime, cpu_per_request
-from model_serving.perf.config import SERVICES, RunConfig, profile_with
+from model_serving.perf.config import RunConfig, profile_with
 from model_serving.perf.measure import LoadMeasurement, MemoryOverRequests, StagedRun
 from model_serving.perf.open_loop import OpenLoopPoint
 from model_serving.perf.rounds import Rounds
@@ -21,6 +21,7 @@ from model_serving.perf.sizes import SizePoint
 from model_serving.perf.sweep import SweepPoint
 from model_serving.report.document import SCHEMA_VERSION, ServiceResults, SideBySideResults, build_report
 from model_serving.report.schema import ReportSchemaError, report_schema, validate_report
+from model_serving.services import SERVICE_NAMES
 from model_serving.usual.compare import UsualComparison
 
 pytestmark = pytest.mark.unit
@@ -64,7 +65,9 @@ MODEL = {
 
 
 def _config(thresholds=None, ratio_bound="centre"):
-    return RunConfig(profile_with("smoke"), SERVICES, Path("payload.json"), thresholds or {}, ratio_bound).describe()
+    return RunConfig(
+        profile_with("smoke"), SERVICE_NAMES, Path("payload.json"), thresholds or {}, ratio_bound
+    ).describe()
 
 
 def _image(name: str, size_mb: float) -> BuiltImage:
@@ -201,7 +204,7 @@ def _together() -> SideBySideResults:
             SizePoint(1200, 727, 304512, 100.2, stages),
             SizePoint(1920, 1080, 812000, None, {}, "12 failed requests (receive 12)"),
         ]
-        for name in SERVICES
+        for name in SERVICE_NAMES
     }
     return SideBySideResults(rounds, sweep, open_loop, capacity, sizes)
 

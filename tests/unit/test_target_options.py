@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_serving.perf.config import SERVICES, RunConfig, profile_with
+from model_serving.perf.config import RunConfig, profile_with
 from model_serving.perf.session import PerfRun
 from model_serving.perf.target import (
     UNAVAILABLE,
@@ -25,6 +25,7 @@ from model_serving.perf.target import (
 )
 from model_serving.ports import free_ports
 from model_serving.report.schema import report_schema
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.unit
 
@@ -32,15 +33,15 @@ pytestmark = pytest.mark.unit
 def test_targets_are_parsed_in_the_services_order_without_trailing_slashes():
     parsed = parse_targets(
         ["rust-onnx-serving=http://127.0.0.1:8082/, onnx-serving=http://10.0.0.5:8080", "torch-serving=https://t/x/"],
-        SERVICES,
+        SERVICE_NAMES,
     )
     assert parsed == {
         "torch-serving": "https://t/x",
         "onnx-serving": "http://10.0.0.5:8080",
         "rust-onnx-serving": "http://127.0.0.1:8082",
     }
-    assert list(parsed) == [name for name in SERVICES if name in parsed]
-    assert parse_targets(["onnx-serving=http://h:1"], SERVICES) == {"onnx-serving": "http://h:1"}
+    assert list(parsed) == [name for name in SERVICE_NAMES if name in parsed]
+    assert parse_targets(["onnx-serving=http://h:1"], SERVICE_NAMES) == {"onnx-serving": "http://h:1"}
 
 
 @pytest.mark.parametrize(
@@ -62,7 +63,7 @@ def test_targets_are_parsed_in_the_services_order_without_trailing_slashes():
 )
 def test_bad_targets_are_refused_with_what_is_wrong(texts, message):
     with pytest.raises(ValueError, match="--target") as raised:
-        parse_targets(texts, SERVICES)
+        parse_targets(texts, SERVICE_NAMES)
     assert message in str(raised.value)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.stats_sampler import ResourceSamples
-from model_serving.perf.config import SERVICES, RunConfig, profile_with
+from model_serving.perf.config import RunConfig, profile_with
 from model_serving.perf.measure import LoadMeasurement, StagedRun
 from model_serving.perf.rounds import Rounds
 from model_serving.perf.sweep import SweepPoint
@@ -22,11 +22,12 @@ from model_serving.report.schema import ReportSchemaError, validate_report
 from model_serving.report.store import save_report
 from model_serving.report.summary import render_summary
 from model_serving.report.unavailable import NOT_RUN, not_measured_reason
+from model_serving.services import SERVICE_NAMES
 
 pytestmark = pytest.mark.unit
 
 AB = (Path(__file__).parents[1] / "fixtures" / "ab" / "success.txt").read_text()  # 200 requests at c=10
-TARGETS = {name: f"http://127.0.0.1:{8080 + i}" for i, name in enumerate(SERVICES)}
+TARGETS = {name: f"http://127.0.0.1:{8080 + i}" for i, name in enumerate(SERVICE_NAMES)}
 THRESHOLDS = {
     "rps.rust_over_onnx.min": 1.1,
     "image_size_mb.rust_over_onnx.max": 0.3,
@@ -60,7 +61,7 @@ def _target_results(rps: float) -> ServiceResults:
 
 
 def _report() -> dict:
-    config = RunConfig(profile_with("smoke"), SERVICES, Path("p.jpg"), THRESHOLDS, targets=TARGETS).describe()
+    config = RunConfig(profile_with("smoke"), SERVICE_NAMES, Path("p.jpg"), THRESHOLDS, targets=TARGETS).describe()
     rates = {"torch-serving": 30.0, "onnx-serving": 60.0, "rust-onnx-serving": 90.0}
     results = {name: _target_results(rate) for name, rate in rates.items()}
     latency = {"p50": 9.0, "p90": 10.0, "p99": 13.0}

@@ -3,9 +3,10 @@ build only when that tag is not there yet.
 
 The context holds everything that goes into the image: ``Dockerfile``, ``requirements.txt``, ``wheels/`` (the
 cached wheel set), ``native/`` (stripped copies of the extension modules that ship symbols, see
-:mod:`model_serving.docker.native`), ``app/`` (the Python packages) and ``model/`` (the manifest and the files the
-service reads). The tag ``model-serving/<service>:<12 hex>`` hashes the context's file names and bytes plus the base
-image id, so an unchanged service is found by tag and not rebuilt; ``:latest`` follows the newest.
+:mod:`model_serving.docker.native`), ``app/`` (the service's Python packages, each copied whole, as
+:mod:`model_serving.services` lists them) and ``model/`` (the manifest and the files the service reads). The tag
+``model-serving/<service>:<12 hex>`` hashes the context's file names and bytes plus the base image id, so an
+unchanged service is found by tag and not rebuilt; ``:latest`` follows the newest.
 """
 
 from __future__ import annotations
@@ -31,15 +32,13 @@ from model_serving.docker.native import NATIVE_DIR, stripped_extension_modules
 from model_serving.docker.rust_context import BINARY_NAME, copy_runtime_libraries, extract_ort_library, release_binary
 from model_serving.docker.wheels import cache_dir, ensure_wheels
 from model_serving.paths import DEFAULT_MODEL_DIR
+from model_serving.services import SERVICES, Service
 
 Progress = Callable[[str], None]
 
 REPOSITORY_PREFIX = "model-serving"
 MODEL_ID_LABEL = "org.model-serving.model-id"
 CONTENT_HASH_LABEL = "org.model-serving.content-hash"
-# src/model_serving/docker/build.py → the repository holding services/.
-REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
-SERVICES_DIR = REPOSITORY_ROOT / "services"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.py[cod]", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _LOG_TAIL = 40
 
@@ -48,48 +47,6 @@ class ImageBuildError(Exception):
     """An image could not be built; the message carries the end of the build log."""
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    directory: Path  # holds Dockerfile and requirements.txt
-    packages: tuple[Path, ...]  # copied whole to /app/<package name>
-    model_roles: tuple[str, ...]  # manifest["files"] roles the service reads
-    port: int
-    kind: str = "python"  # "python": wheels + packages on a Python base; "rust": a binary on scratch
-
-
-SERVICES: dict[str, ServiceSpec] = {
-    "torch-serving": ServiceSpec(
-        name="torch-serving",
-        directory=SERVICES_DIR / "torch_serving",
-        packages=(
-            SERVICES_DIR / "torch_serving" / "torch_serving",
-            SERVICES_DIR / "serving_common" / "serving_common",
-            SERVICES_DIR / "model_core" / "model_core",
-        ),
-        model_roles=("state_dict",),
-        port=8081,
-    ),
-    "onnx-serving": ServiceSpec(
-        name="onnx-serving",
-        directory=SERVICES_DIR / "onnx_serving",
-        packages=(
-            SERVICES_DIR / "onnx_serving" / "onnx_serving",
-            SERVICES_DIR / "serving_common" / "serving_common",
-            SERVICES_DIR / "model_core" / "model_core",
-        ),
-        model_roles=("onnx_optimized",),
-        port=8080,
-    ),
-    "rust-onnx-serving": ServiceSpec(
-        name="rust-onnx-serving",
-        directory=REPOSITORY_ROOT / "rust_onnx_serving",
-        packages=(),
-        model_roles=("onnx_optimized",),
-        port=8082,
-        kind="rust",
-    ),
-}
 # The ONNX Runtime build both ONNX services run: onnx-serving's wheel set holds it.
 ORT_WHEEL_SOURCE = "onnx-serving"
 
@@ -179,7 +136,7 @@ def remove_image(tag: str) -> None:
         client().images.remove(tag, noprune=False)
 
 
-def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path) -> str:
+def assemble_context(spec: Service, model_dir: Path, wheels: Path, context: Path) -> str:
     """Fill the empty folder ``context`` for ``spec``; return the model_id of the artifacts baked in."""
     shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
     shutil.copy2(spec.directory / "requirements.txt", context / "requirements.txt")
@@ -195,7 +152,7 @@ def assemble_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: 
     return _copy_model(spec, model_dir, context)
 
 
-def assemble_rust_context(spec: ServiceSpec, model_dir: Path, wheels: Path, context: Path, progress: Progress) -> str:
+def assemble_rust_context(spec: Service, model_dir: Path, wheels: Path, context: Path, progress: Progress) -> str:
     """Fill ``context`` for the Rust service (layout in rust_onnx_serving/Dockerfile); return the model_id."""
     shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
     pack_rust_binary(spec.directory, BINARY_NAME, wheels, context, progress)
@@ -213,7 +170,7 @@ def pack_rust_binary(crate: Path, binary: str, wheels: Path, context: Path, prog
     copy_runtime_libraries([built, ort_library], context / "rootfs")
 
 
-def _copy_model(spec: ServiceSpec, model_dir: Path, context: Path) -> str:
+def _copy_model(spec: Service, model_dir: Path, context: Path) -> str:
     """The manifest and only the files the service reads, verified, into ``context/model``; the model_id."""
     manifest = read_manifest(model_dir)
     verify_files(model_dir, manifest, spec.model_roles)  # never bake a corrupt or replaced file into an image

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from docker.models.containers import Container
 
-from model_serving.docker.build import REPOSITORY_ROOT, SERVICES
 from model_serving.docker.containers import wait_until_healthy
 from model_serving.docker.engine import client, engine_host
+from model_serving.services import REPOSITORY_ROOT, SERVICES
 
 Progress = Callable[[str], None]
 

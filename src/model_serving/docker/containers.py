@@ -25,8 +25,8 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 from testcontainers.core.container import DockerContainer
 
-from model_serving.docker.build import SERVICES
 from model_serving.docker.engine import client, engine_host
+from model_serving.services import SERVICES
 
 LABEL = "org.model-serving.role"
 # Which process started a container: the sweep removes only its own and those of processes that are gone, so

@@ -7,10 +7,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from model_serving.docker.build import SERVICES as SERVICE_SPECS
-
-SERVICES = tuple(SERVICE_SPECS)  # in the order reports show them
-
 
 @dataclass(frozen=True)
 class Profile:

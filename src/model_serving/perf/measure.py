@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import httpx
 
 from model_serving.docker.archive import tar_bytes
-from model_serving.docker.build import SERVICES
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.load.ab_parser import LoadOutcome
 from model_serving.load.ab_runner import run_ab
@@ -29,15 +28,10 @@ from model_serving.load.thread_sampler import ThreadsUnavailable, container_thre
 from model_serving.metrics.prometheus import Scrape, parse_scrape, stage_figures
 from model_serving.metrics.thread_cpu import ThreadCpu, ThreadTime, cpu_per_request
 from model_serving.perf.endpoint import Endpoint
+from model_serving.services import SERVICES
 
 Progress = Callable[[str], None]
 
-# The same decode-and-predict path each service runs, without HTTP (serving_common.bench, the binary's --bench).
-BENCH_COMMANDS: dict[str, list[str]] = {
-    "torch-serving": ["python", "-m", "serving_common.bench", "torch_serving.predictor:TorchPredictor"],
-    "onnx-serving": ["python", "-m", "serving_common.bench", "onnx_serving.predictor:OnnxPredictor"],
-    "rust-onnx-serving": ["/rust-onnx-serving", "--bench"],
-}
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
 # The bench of a service that serves the optimized graph also times its two halves (artifacts.SPLIT_FILES),
 # copied in for it.
@@ -166,7 +160,7 @@ def in_process_rate(
     """Run the service's own request path (parse, decode, predict) inside its container (same CPU limit), one
     thread, each stage timed; with ``split`` (the graph's two halves) ONNX's preprocessing and network apart."""
     files = {_BENCH_IMAGE_PATH: jpeg}
-    command = [*BENCH_COMMANDS[service.service], _BENCH_IMAGE_PATH, str(seconds)]
+    command = [*SERVICES[service.service].bench_command, _BENCH_IMAGE_PATH, str(seconds)]
     if split is not None and service.service in _SPLIT_BENCH_SERVICES:
         files.update(zip(_BENCH_SPLIT_PATHS, split, strict=True))
         command += _BENCH_SPLIT_PATHS

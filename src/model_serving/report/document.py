@@ -45,8 +45,9 @@ from model_serving.perf.rounds import Rounds
 from model_serving.perf.sizes import SizePoint
 from model_serving.perf.sweep import SweepPoint, best_rps, completed
 from model_serving.report.breakdown import PARTS
-from model_serving.report.ratios import PAIRS, evaluate, ratios
+from model_serving.report.ratios import evaluate, ratios
 from model_serving.report.unavailable import not_measured_reason
+from model_serving.services import RATIO_PAIRS
 from model_serving.stats import Interval, log_interval, ratio_interval, summary
 from model_serving.usual.compare import UsualComparison
 
@@ -261,10 +262,10 @@ def _side_by_side_sections(together: SideBySideResults, services: dict[str, Any]
 
 
 def rounds_ratio_intervals(rounds: Rounds) -> dict[str, dict[str, float | int] | None]:
-    """Each ratio of PAIRS over the rounds both services completed (paired: one moment each)."""
+    """Each ratio of RATIO_PAIRS over the rounds both services completed (paired: one moment each)."""
     return {
         name: _interval_figure(ratio_interval(pairs)) if (pairs := rounds.paired(top, bottom)) else None
-        for name, (top, bottom) in PAIRS.items()
+        for name, (top, bottom) in RATIO_PAIRS.items()
         if top in rounds.reports and bottom in rounds.reports
     }
 

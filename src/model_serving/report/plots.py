@@ -16,9 +16,9 @@ from matplotlib.axes import Axes
 
 from model_serving.report.breakdown import OTHER, PARTS, breakdowns
 from model_serving.report.markdown import PLOT_NAME, SIZES_PLOT_NAME, SWEEP_PLOT_NAME
+from model_serving.services import COLOURS
 
 PERCENTILES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "max")
-COLOURS = {"torch-serving": "#d62728", "onnx-serving": "#1f77b4", "rust-onnx-serving": "#2ca02c"}
 STAGE_COLOURS = dict(zip((*PARTS, OTHER), plt.get_cmap("tab10").colors, strict=False))
 
 

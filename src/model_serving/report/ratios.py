@@ -5,18 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# (numerator, denominator) per ratio name, as the report names them.
-PAIRS = {
-    "onnx_over_torch": ("onnx-serving", "torch-serving"),
-    "rust_over_onnx": ("rust-onnx-serving", "onnx-serving"),
-    "rust_over_torch": ("rust-onnx-serving", "torch-serving"),
-}
+from model_serving.services import RATIO_PAIRS
 
 
 def ratios(figures: Mapping[str, float | None]) -> dict[str, float]:
     """``figures`` by service → the ratios whose two services both have a figure."""
     result = {}
-    for name, (top, bottom) in PAIRS.items():
+    for name, (top, bottom) in RATIO_PAIRS.items():
         a, b = figures.get(top), figures.get(bottom)
         if a is not None and b is not None and b != 0:
             result[name] = round(a / b, 4)

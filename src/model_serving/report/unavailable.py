@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from model_serving.report.markdown import table
-from model_serving.report.ratios import PAIRS
+from model_serving.services import RATIO_PAIRS
 
 #: The service section's field each ratio metric is computed from (report/document.build_report).
 METRIC_FIELDS = {
@@ -30,7 +30,7 @@ def not_measured_reason(name: str, services: Mapping[str, Mapping[str, Any]]) ->
     not measured, or a figure it needs is unavailable in this run (with the reason), else :data:`NOT_RUN`."""
     metric, ratio, _ = name.rsplit(".", 2)
     figure = METRIC_FIELDS.get(metric)
-    for service in PAIRS.get(ratio, (ratio,)):
+    for service in RATIO_PAIRS.get(ratio, (ratio,)):
         section = services.get(service)
         if section is None:
             return f"{service} was not measured in this run"

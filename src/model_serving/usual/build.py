@@ -19,8 +19,6 @@ import onnx
 from model_core.manifest import model_file, read_manifest, verify_files
 from model_serving.docker.build import (
     ORT_WHEEL_SOURCE,
-    REPOSITORY_ROOT,
-    SERVICES,
     BuiltImage,
     build_service_image,
     image_from_context,
@@ -29,6 +27,7 @@ from model_serving.docker.build import (
 )
 from model_serving.docker.engine import client
 from model_serving.docker.wheels import ensure_wheels
+from model_serving.services import REPOSITORY_ROOT, SERVICES
 from model_serving.usual.graph import USUAL_GRAPH_NAME, usual_graph
 
 Progress = Callable[[str], None]
