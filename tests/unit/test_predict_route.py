@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from service_doubles import png_body
 
-from serving_common.app import ServiceApp
+from serving_common.app import ServiceApp, create_app
 from serving_common.errors import ApiError
 from serving_common.metrics import ServiceMetrics
 from serving_common.predict_route import PredictRoute, probabilities_wanted, send_json
@@ -159,6 +159,13 @@ def test_other_methods_are_405(client, method, path):
 def test_other_paths_are_404_never_a_redirect(client, method, path):
     response = client.request(method, path, content=png_body(), headers=_JSON, follow_redirects=False)
     assert response.status_code == 404
+
+
+def test_the_service_app_makes_no_slash_redirects():
+    app = create_app("test", lambda settings, manifest: _Predictor(), port=8080)
+    client = TestClient(app)  # not entered: no lifespan, no model, which /metrics does not need
+    assert client.get("/metrics", follow_redirects=False).status_code == 200
+    assert client.get("/metrics/", follow_redirects=False).status_code == 404
 
 
 def test_both_names_are_counted_as_the_one_endpoint():

@@ -90,7 +90,8 @@ def _has_lone_surrogate(text: str) -> bool:
     """An escape in ``text`` (parsed JSON) that is not a Unicode scalar value, such as ``"\\ud800"``, which
     ``json.loads`` turns into a lone surrogate. Checked in the text, not the parsed document, so that keys and
     the members a duplicate name replaced count too."""
-    return "\\u" in text and any(escape.group(1) for escape in _ESCAPE.finditer(text))
+    # "\\" in text is a memchr (3 µs on the benchmark's 390 KB; a two-character search took 1.2 ms).
+    return "\\" in text and any(escape.group(1) for escape in _ESCAPE.finditer(text))
 
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
