@@ -14,7 +14,7 @@ from service_doubles import png_body
 from serving_common.app import ServiceApp, create_app
 from serving_common.errors import ApiError
 from serving_common.metrics import ServiceMetrics
-from serving_common.predict_route import PredictRoute, probabilities_wanted, send_json
+from serving_common.predict_route import PredictRoute, probabilities_wanted, require_json, send_json
 
 #: The contract's spellings of a boolean (docs/contract.md §1).
 SPELLINGS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True}
@@ -131,6 +131,30 @@ def test_refusals(client, path, body, headers, status, detail):
     assert response.status_code == status, response.text
     if detail is not None:
         assert response.json() == {"detail": detail}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "accepted"),
+    [
+        (b"application/json", True),
+        (b"APPLICATION/Json", True),
+        (b"application/json; charset=utf-8", True),
+        (b"application/json \t;x=y", True),
+        (b"application/jsonx", False),
+        (b"application/json\xa0", False),  # not HTTP whitespace
+        (b"application/json, text/plain", False),
+        (b"text/plain; application/json", False),
+        (b"", False),
+    ],
+)
+def test_the_content_type(content_type, accepted):
+    scope = {"headers": [(b"content-type", content_type)]}
+    if accepted:
+        require_json(scope)
+    else:
+        with pytest.raises(ApiError) as caught:
+            require_json(scope)
+        assert caught.value.status == 415
 
 
 @pytest.mark.parametrize("path", ["/predict/", "/predict"])

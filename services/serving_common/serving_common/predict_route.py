@@ -72,7 +72,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def require_json(scope: Scope) -> None:
-    media_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    """The media type, before any parameters, is ``application/json`` in any ASCII case; around it only HTTP's
+    optional whitespace (space, tab), not all that ``str.strip`` takes (such as ``\xa0``)."""
+    media_type = (_header(scope, b"content-type") or "").split(";")[0].strip(" \t").lower()
     if media_type != "application/json":
         raise unsupported_media_type(f"content type must be application/json, got {media_type or 'none'}")
 
