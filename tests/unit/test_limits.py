@@ -162,8 +162,8 @@ def test_max_pixels_is_checked_before_the_aspect_ratio():
     ("body", "detail"),
     [
         (b'{"image": ' + b"9" * 5000 + b"}", "field 'image' must be a base64 string, got number"),
-        (b"-" + b"1" * 5000, "request body must be a JSON object, got int"),
-        (b"[" + b"1" * 10000 + b"]", "request body must be a JSON object, got list"),
+        (b"-" + b"1" * 5000, "request body must be a JSON object, got number"),
+        (b"[" + b"1" * 10000 + b"]", "request body must be a JSON object, got array"),
     ],
 )
 def test_integers_of_any_length_are_numbers_not_errors(body, detail):

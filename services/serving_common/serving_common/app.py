@@ -22,7 +22,7 @@ from serving_common.config import Settings
 from serving_common.decoding import decode_rgb
 from serving_common.errors import ApiError, gateway_timeout
 from serving_common.metrics import PredictMetricsMiddleware, ServiceMetrics
-from serving_common.predict_route import PREDICT_PATH, PredictRoute, Receive, Scope, Send
+from serving_common.predict_route import PREDICT_PATH, PREDICT_PATHS, PredictRoute, Receive, Scope, Send, send_json
 from serving_common.request import parse_predict_body
 from serving_common.stages import StageTimes
 
@@ -117,19 +117,21 @@ def _check_deadline(deadline: float | None, timeout: float) -> None:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI, with ``/predict/`` timed by the metrics middleware and ``POST /predict/`` answered by
-    :class:`~serving_common.predict_route.PredictRoute` without going through FastAPI's stack (see there why)."""
+    """FastAPI, with ``/predict/`` and ``/predict`` (one endpoint, ``docs/contract.md`` §1) timed by the metrics
+    middleware and answered without going through FastAPI's stack: ``POST`` by
+    :class:`~serving_common.predict_route.PredictRoute` (see there why), any other method 405. Other paths are
+    FastAPI's, without its slash redirects: a path that is not served is a 404."""
 
     def __init__(self, predict: PredictRoute, metrics: ServiceMetrics, **options: Any) -> None:
         super().__init__(**options)
+        self.router.redirect_slashes = False
         self._predict = predict
         self._timed_predict = PredictMetricsMiddleware(self._dispatch_predict, metrics=metrics)
-        # Registered as the route too: FastAPI answers other methods (405) and redirects /predict (307).
-        self.router.add_route(PREDICT_PATH, predict, methods=["POST"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PREDICT_PATH:
-            await self._timed_predict(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in PREDICT_PATHS:
+            # One endpoint under its one name, for the middleware and the metrics.
+            await self._timed_predict({**scope, "path": PREDICT_PATH}, receive, send)
         else:
             await super().__call__(scope, receive, send)
 
@@ -137,7 +139,7 @@ class ServiceApp(FastAPI):
         if scope["method"] == "POST":
             await self._predict(scope, receive, send)
         else:
-            await super().__call__(scope, receive, send)
+            await send_json(send, 405, {"detail": "Method Not Allowed"}, headers=[(b"allow", b"POST")])
 
 
 def create_app(name: str, load_predictor: Callable[[Settings, dict[str, Any]], Predictor], port: int) -> ServiceApp:

@@ -1,15 +1,13 @@
-"""``POST /predict/`` as a plain ASGI app, reached ahead of FastAPI's middleware, router and parameter handling.
+"""``POST /predict/`` (and ``POST /predict``, the same endpoint) as a plain ASGI app, reached ahead of FastAPI's
+middleware, router and parameter handling.
 
 Why: that stack costs more than everything else the event loop does for a request. onnx-serving, A/B in one run
 (8 interleaved rounds of ``ab -n 300 -c 50``, 1 CPU, 2026-12-05): event loop 1.16–1.23 → 0.85–0.91 ms of CPU a
 request, x1.032 [1.009, 1.056] and x1.064 [1.025, 1.106] req/s in two runs. A FastAPI route with this same handler
-(no parameter handling, still the stack) saved a third of that. The app also registers this handler as its
-``/predict/`` route, so that other methods (405) and ``/predict`` without the slash (307) are answered by FastAPI
-as before; :func:`serving_common.app.create_app` sends ``POST /predict/`` here directly.
+(no parameter handling, still the stack) saved a third of that.
 
-What FastAPI did for this route is done here the same way: ``probabilities`` is validated by pydantic as a
-``bool`` query parameter (the last occurrence wins, as Starlette's ``QueryParams``), before anything else is
-looked at; the body is answered as ``JSONResponse`` renders it.
+What a request must be is ``docs/contract.md`` §1: the checks run in its order (the query, the content type, the
+body's size, then the body); :class:`serving_common.app.ServiceApp` answers the path and the method.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
-
-from pydantic import TypeAdapter, ValidationError
 
 from serving_common.errors import ApiError, too_large, unprocessable, unsupported_media_type
 from serving_common.metrics import STAGES_KEY
@@ -33,7 +29,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PREDICT_PATH = "/predict/"
-_BOOLEAN = TypeAdapter(bool)
+#: The same endpoint as :data:`PREDICT_PATH`, answered as it is (no redirect).
+PREDICT_PATHS = frozenset({PREDICT_PATH, PREDICT_PATH.rstrip("/")})
+#: ``?probabilities=`` spellings (``docs/contract.md`` §1), matched ASCII case-insensitively.
+_BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "on", "t", "y"), True),
+    **dict.fromkeys(("false", "0", "no", "off", "f", "n"), False),
+}
 
 
 class ClientGone(Exception):
@@ -41,7 +43,9 @@ class ClientGone(Exception):
 
 
 def probabilities_wanted(query_string: bytes) -> bool:
-    """``?probabilities=…`` read as FastAPI reads a ``bool = False`` query parameter."""
+    """``?probabilities=…`` read from an ``application/x-www-form-urlencoded`` query (``parse_qsl``: ``+`` is a
+    space, percent-escapes are UTF-8), the last occurrence counting; absent is False, a value not in the
+    contract's spellings is a 422."""
     values = [
         value
         for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
@@ -49,12 +53,14 @@ def probabilities_wanted(query_string: bytes) -> bool:
     ]
     if not values:
         return False
-    try:
-        return _BOOLEAN.validate_python(values[-1])
-    except ValidationError:
+    value = values[-1]
+    wanted = _BOOLEANS.get(value.lower()) if value.isascii() else None
+    if wanted is None:
         raise unprocessable(
-            f"query parameter 'probabilities' must be a boolean (true/false, 1/0, yes/no, on/off), got {values[-1]!r}"
-        ) from None
+            "query parameter 'probabilities' must be a boolean "
+            f"(true/false, 1/0, yes/no, on/off, t/f, y/n), got {value!r}"
+        )
+    return wanted
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -66,7 +72,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def require_json(scope: Scope) -> None:
-    media_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    """The media type, before any parameters, is ``application/json`` in any ASCII case; around it only HTTP's
+    optional whitespace (space, tab), not all that ``str.strip`` takes (such as ``\xa0``)."""
+    media_type = (_header(scope, b"content-type") or "").split(";")[0].strip(" \t").lower()
     if media_type != "application/json":
         raise unsupported_media_type(f"content type must be application/json, got {media_type or 'none'}")
 
@@ -89,10 +97,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)  # one copy of the body (the join of a lone chunk is that chunk)
 
 
-async def send_json(send: Send, status: int, content: Any) -> None:
-    """As Starlette's ``JSONResponse``: compact UTF-8 JSON, ``content-length`` then ``content-type``."""
+async def send_json(send: Send, status: int, content: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """As Starlette's ``JSONResponse``: ``headers`` (if any), then ``content-length`` and ``content-type`` of compact
+    UTF-8 JSON."""
     body = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+    headers = [*(headers or []), (b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
