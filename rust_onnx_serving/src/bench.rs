@@ -21,7 +21,7 @@ pub const MIN_SPLIT_ITERATIONS: usize = 5;
 
 /// `{"image": "<standard base64 of the file>"}`, as a client sends it.
 pub fn request_body(image_file: &[u8]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "image": request::b64encode(image_file) }))
+    serde_json::to_vec(&serde_json::json!({ "image": base64_simd::STANDARD.encode_to_string(image_file) }))
         .expect("a JSON object of one string serializes")
 }
 
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_request_body_is_what_a_client_sends() {
-        let file = request::b64decode_strict(PNG.as_bytes()).unwrap();
+        let file = base64_simd::STANDARD.decode_to_vec(PNG).unwrap();
         let body = request_body(&file);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json, serde_json::json!({ "image": PNG }));
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_loops_time_every_stage_and_report_one_json_line() {
-        let body = request_body(&request::b64decode_strict(PNG.as_bytes()).unwrap());
+        let body = request_body(&base64_simd::STANDARD.decode_to_vec(PNG).unwrap());
         let requests = bench_requests(&mut Sleepy, &body, None, 0.02).unwrap();
         assert!(requests.iterations >= 1);
         let n = requests.iterations as usize;

@@ -1,5 +1,5 @@
-//! The error contract: every refused request is a status code and `{"detail": "<what is wrong>"}`, with the
-//! same codes as the Python services (serving_common.errors).
+//! The error contract (docs/contract.md): every refused request is a status code and
+//! `{"detail": "<what is wrong>"}`, the one error type of the crate that reaches HTTP.
 
 use std::fmt;
 
@@ -11,7 +11,7 @@ use crate::decoding::DecodeError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
-    /// 400: an empty body, JSON nested too deeply or not JSON at all, a body that could not be read.
+    /// 400: a body that is not UTF-8 JSON (RFC 8259), is nested too deeply, or could not be read.
     BadRequest(String),
     /// 404: no such path.
     NotFound,

@@ -157,7 +157,7 @@ fn timed_out(timeout: Duration) -> ApiError {
     ))
 }
 
-/// The work of one request (serving_common.app.Service.predict): each step starts only while somebody waits.
+/// The work of one request: each step starts only while somebody waits.
 fn predict(
     classifier: &mut dyn Classify,
     body: &[u8],

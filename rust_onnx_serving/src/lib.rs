@@ -1,6 +1,6 @@
 //! rust-onnx-serving: the model-serving ONNX model (preprocessing inside the graph) through ONNX Runtime (`ort`,
-//! loaded from the `onnxruntime` wheel's library), behind actix-web, with the API and error contract of the
-//! Python services.
+//! loaded from the `onnxruntime` wheel's library), behind actix-web, answering the request contract
+//! (docs/contract.md) as the Python services do.
 
 pub mod bench;
 pub mod config;
@@ -8,7 +8,6 @@ pub mod decoding;
 pub mod error;
 pub mod healthcheck;
 pub mod inference;
-pub mod json;
 pub mod metrics;
 pub mod model;
 pub mod request;

@@ -1,65 +1,44 @@
-//! `POST /predict/` requests, checked in the order and with the status codes of the Python services
-//! (serving_common.app and serving_common.request): query → content type → size → body → image.
+//! `POST /predict/` requests as docs/contract.md defines them: the query (§1), the content type and size (§1),
+//! then the body (§2), each refusal an [`ApiError`] with the contract's status code.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::json::{self, JsonType, Member};
 
-/// Deeper JSON than this is refused before parsing; the body has one level.
+/// Arrays and objects nested deeper than this are refused (the body's object is depth 1).
 pub const MAX_JSON_DEPTH: usize = 32;
 
-/// `?probabilities=...` as FastAPI reads a `bool` query parameter: the last occurrence wins, and pydantic's
-/// words for true and false (any case) are the only values accepted (422 otherwise).
+/// `?probabilities=...`: the last occurrence counts, absent is `false`, and only the contract's spellings of a
+/// boolean (any ASCII case) are accepted.
 pub fn probabilities_flag(query: &str) -> Result<bool, ApiError> {
-    let Some(value) = parse_query(query).into_iter().rev().find(|(name, _)| name == "probabilities").map(|(_, v)| v)
-    else {
+    const TRUE: [&str; 6] = ["true", "1", "yes", "on", "t", "y"];
+    const FALSE: [&str; 6] = ["false", "0", "no", "off", "f", "n"];
+    let last = form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name == "probabilities").last();
+    let Some((_, value)) = last else {
         return Ok(false);
     };
-    match value.to_lowercase().as_str() {
-        "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
-        "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
-        _ => Err(ApiError::Unprocessable(format!(
-            "query parameter 'probabilities' must be a boolean (true/false, 1/0, yes/no, on/off), got {value:?}"
-        ))),
+    let is_one_of = |words: &[&str]| words.iter().any(|word| value.eq_ignore_ascii_case(word));
+    if is_one_of(&TRUE) {
+        Ok(true)
+    } else if is_one_of(&FALSE) {
+        Ok(false)
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "query parameter 'probabilities' must be a boolean (true/false, 1/0, yes/no, on/off, t/f, y/n), got {value:?}"
+        )))
     }
-}
-
-/// `urllib.parse.parse_qsl(query, keep_blank_values=True)`.
-fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (unquote_plus(name), unquote_plus(value))
-        })
-        .collect()
-}
-
-/// `urllib.parse.unquote_plus` (UTF-8, invalid sequences replaced).
-fn unquote_plus(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex digits are ASCII");
-                out.push(u8::from_str_radix(hex, 16).expect("checked hex digits"));
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The media type must be `application/json` (parameters such as a charset are ignored; none is wrong).
 pub fn require_json(content_type: Option<&[u8]>) -> Result<(), ApiError> {
     let raw = content_type.unwrap_or_default();
     let essence = raw.split(|&b| b == b';').next().unwrap_or_default();
-    let media_type = String::from_utf8_lossy(essence).trim().to_lowercase();
+    let media_type = String::from_utf8_lossy(essence).trim().to_ascii_lowercase();
     if media_type == "application/json" {
         return Ok(());
     }
@@ -67,20 +46,17 @@ pub fn require_json(content_type: Option<&[u8]>) -> Result<(), ApiError> {
     Err(ApiError::UnsupportedMediaType(format!("content type must be application/json, got {shown}")))
 }
 
-/// A declared `Content-Length` over the limit is refused before reading (only plain digits count, as in Python).
+/// A declared `Content-Length` over the limit is refused before the body is read.
 pub fn check_declared_length(content_length: Option<&[u8]>, limit: usize) -> Result<(), ApiError> {
     let Some(declared) = content_length else {
         return Ok(());
     };
     if declared.is_empty() || !declared.iter().all(u8::is_ascii_digit) {
-        return Ok(());
+        return Ok(()); // not a length: actix-web refuses the request itself
     }
     let text = String::from_utf8_lossy(declared);
-    let too_large = match text.parse::<u128>() {
-        Ok(length) => length > limit as u128,
-        Err(_) => true, // more digits than fit in 128 bits
-    };
-    if too_large {
+    // More digits than fit in 128 bits is over any limit too.
+    if text.parse::<u128>().map_or(true, |length| length > limit as u128) {
         return Err(ApiError::PayloadTooLarge(format!("request body is {text} bytes; the limit is {limit}")));
     }
     Ok(())
@@ -121,9 +97,114 @@ pub fn too_deep(body: &[u8]) -> bool {
     false
 }
 
+/// Whether a `\u` escape in `json`, a text serde_json has accepted, is a surrogate outside a pair. serde_json
+/// refuses those in the strings it reads, but skips the strings of ignored members unchecked; in valid JSON every
+/// backslash starts an escape inside a string, so finding them needs no parse.
+fn has_lone_surrogate(json: &str) -> bool {
+    let unit = |text: &str| text.strip_prefix("\\u").and_then(|hex| u16::from_str_radix(hex.get(..4)?, 16).ok());
+    let mut rest = json;
+    while let Some(at) = rest.find('\\') {
+        rest = &rest[at..];
+        match unit(rest) {
+            Some(0xD800..=0xDBFF) if matches!(unit(&rest[6..]), Some(0xDC00..=0xDFFF)) => rest = &rest[12..],
+            Some(0xD800..=0xDFFF) => return true,
+            Some(_) => rest = &rest[6..],
+            None => rest = &rest[2..], // a two-character escape
+        }
+    }
+    false
+}
+
 /// JSON's whitespace (RFC 8259 §2).
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// The JSON kind of a value, from its first character.
+fn kind(value: &RawValue) -> &'static str {
+    match value.get().as_bytes().first() {
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b'"') => "string",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+/// What the shape checks (§2.4) need of a body that is JSON.
+enum Document<'a> {
+    /// An object, with its last `image` member unread (a number there is checked for syntax only).
+    Object { image: Option<&'a RawValue> },
+    /// Any other value, by its kind.
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for Document<'de> {
+    /// An object (anything else is an error here: `read_json` reads it as a `RawValue`).
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// Keeps an object's last `image` member; the other members are checked as JSON and skipped.
+struct ObjectVisitor;
+
+impl<'de> Visitor<'de> for ObjectVisitor {
+    type Value = Document<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Document<'de>, A::Error> {
+        let mut image = None;
+        // A name that occurs twice: the last occurrence counts.
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            if name == "image" {
+                image = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Document::Object { image })
+    }
+}
+
+/// A JSON string's text, borrowed from the body unless it has escapes.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct JsonString<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn not_json(reason: impl fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("request body is not valid JSON: {reason}"))
+}
+
+/// The body read as JSON (§2.1–2.3), or the 400 that says why it is not.
+fn read_json(body: &[u8]) -> Result<Document<'_>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("request body is empty; send JSON {\"image\": \"<base64>\"}".into()));
+    }
+    let text = std::str::from_utf8(body).map_err(|error| not_json(format_args!("not UTF-8 ({error})")))?;
+    if text.starts_with('\u{FEFF}') {
+        return Err(not_json("it starts with a byte order mark"));
+    }
+    if too_deep(body) {
+        return Err(ApiError::BadRequest(format!("request body is nested deeper than {MAX_JSON_DEPTH} levels")));
+    }
+    // An object is read for its members; any other value only checked (it is refused for its kind).
+    let document = if text.trim_start_matches(JSON_WHITESPACE).starts_with('{') {
+        serde_json::from_str::<Document>(text)
+    } else {
+        serde_json::from_str::<&RawValue>(text).map(|value| Document::Other(kind(value)))
+    };
+    let document = document.map_err(not_json)?;
+    if has_lone_surrogate(text) {
+        return Err(not_json("a \\u escape is a lone surrogate, not a Unicode character"));
+    }
+    Ok(document)
+}
+
 fn is_json_whitespace(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+    JSON_WHITESPACE.contains(&char::from(byte))
 }
 
 /// `rest` after JSON whitespace and then `expected`, if it is there.
@@ -137,7 +218,6 @@ fn after<'a>(rest: &'a [u8], expected: &[u8]) -> Option<&'a [u8]> {
 ///
 /// Exact, not a second grammar: text that strict base64 accepts holds only `A-Z a-z 0-9 + / =`, so no quote,
 /// backslash or control character, and the body is then that one-member object, whose parse gives these bytes.
-/// base64-simd accepts no text that `b64decode_strict` refuses (tested), and decodes it to the same bytes.
 pub fn one_member_image(body: &[u8]) -> Option<Vec<u8>> {
     let rest = after(body, b"{")?;
     let rest = after(rest, b"\"image\"")?;
@@ -159,154 +239,36 @@ pub fn parse_predict_body(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// `parse_predict_body` through the JSON parser and the strict base64 decoder: any body.
+/// The image file bytes of a `{"image": "<base64>"}` body (§2), or what is wrong with it.
 fn parsed_image(body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("request body is empty; send JSON {\"image\": \"<base64>\"}".into()));
-    }
-    if too_deep(body) {
-        return Err(ApiError::BadRequest(format!("request body is nested deeper than {MAX_JSON_DEPTH} levels")));
-    }
-    let document =
-        json::parse(body).map_err(|error| ApiError::BadRequest(format!("request body is not valid JSON: {error}")))?;
-    if document.kind != JsonType::Object {
-        return Err(ApiError::Unprocessable(format!(
-            "request body must be a JSON object, got {}",
-            document.kind.python_name()
-        )));
-    }
-    let image = match document.image {
-        None => return Err(ApiError::Unprocessable("field 'image' is missing".into())),
-        Some(Member::Other(kind)) => {
-            return Err(ApiError::Unprocessable(format!(
-                "field 'image' must be a base64 string, got {}",
-                kind.json_name()
-            )));
+    let image = match read_json(body)? {
+        Document::Other(kind) => {
+            return Err(ApiError::Unprocessable(format!("request body must be a JSON object, got {kind}")));
         }
-        Some(Member::String(text)) => text,
+        Document::Object { image: None } => return Err(ApiError::Unprocessable("field 'image' is missing".into())),
+        Document::Object { image: Some(image) } => image,
     };
-    if image.is_empty() {
+    if kind(image) != "string" {
+        let detail = format!("field 'image' must be a base64 string, got {}", kind(image));
+        return Err(ApiError::Unprocessable(detail));
+    }
+    let JsonString(text) = serde_json::from_str(image.get()).map_err(not_json)?;
+    if text.is_empty() {
         return Err(ApiError::Unprocessable("field 'image' is empty".into()));
     }
-    let Some(ascii) = image.ascii else {
-        return Err(ApiError::Unprocessable(
-            "field 'image' is not valid base64: string argument should contain only ASCII characters".into(),
-        ));
-    };
-    let data = b64decode_strict(&ascii)
-        .map_err(|reason| ApiError::Unprocessable(format!("field 'image' is not valid base64: {reason}")))?;
-    if data.is_empty() {
-        return Err(ApiError::Unprocessable("field 'image' decodes to no bytes".into()));
-    }
-    Ok(data)
-}
-
-/// The standard base64 alphabet (RFC 4648 §4).
-const B64_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// `base64.b64decode(s, validate=True)`: CPython 3.11's `binascii.a2b_base64(s, strict_mode=True)`, step for
-/// step (standard alphabet, no whitespace, padding required and only at the end; unused trailing bits and pads
-/// after a complete quad are ignored, as in the Python 3.11 of the Python services' images).
-pub fn b64decode_strict(text: &[u8]) -> Result<Vec<u8>, String> {
-    const INVALID: u8 = 0xFF;
-    const TABLE: [u8; 256] = {
-        let mut table = [INVALID; 256];
-        let mut i = 0;
-        while i < 64 {
-            table[B64_ALPHABET[i] as usize] = i as u8;
-            i += 1;
-        }
-        table
-    };
-    if text.first() == Some(&b'=') {
-        return Err("Leading padding not allowed".into());
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
-    // Whole quads of alphabet characters first (all but the last quad, which may hold padding): the same bytes the
-    // step-by-step loop below gives them, without its state. It stops at the first quad with anything else.
-    let mut done = 0;
-    for quad in text[..text.len().saturating_sub(4)].chunks_exact(4) {
-        let [a, b, c, d] = [0, 1, 2, 3].map(|k| TABLE[usize::from(quad[k])]);
-        if [a, b, c, d].contains(&INVALID) {
-            break;
-        }
-        out.extend_from_slice(&[(a << 2) | (b >> 4), (b << 4) | (c >> 2), (c << 6) | d]);
-        done += 4;
-    }
-    let (mut quad_pos, mut left, mut pads, mut padding_started) = (0u8, 0u8, 0u8, false);
-    for (i, &c) in text.iter().enumerate().skip(done) {
-        if c == b'=' {
-            padding_started = true;
-            if quad_pos >= 2 {
-                pads += 1;
-                if quad_pos + pads >= 4 {
-                    if i + 1 < text.len() {
-                        return Err("Excess data after padding".into());
-                    }
-                    return Ok(out);
-                }
-            }
-            continue;
-        }
-        let value = TABLE[usize::from(c)];
-        if value == INVALID {
-            return Err("Only base64 data is allowed".into());
-        }
-        if padding_started {
-            return Err("Discontinuous padding not allowed".into());
-        }
-        pads = 0;
-        match quad_pos {
-            0 => {
-                quad_pos = 1;
-                left = value;
-            }
-            1 => {
-                quad_pos = 2;
-                out.push((left << 2) | (value >> 4));
-                left = value & 0x0F;
-            }
-            2 => {
-                quad_pos = 3;
-                out.push((left << 4) | (value >> 2));
-                left = value & 0x03;
-            }
-            _ => {
-                quad_pos = 0;
-                out.push((left << 6) | value);
-                left = 0;
-            }
-        }
-    }
-    match quad_pos {
-        0 => Ok(out),
-        1 => Err(format!(
-            "Invalid base64-encoded string: number of data characters ({}) cannot be 1 more than a multiple of 4",
-            out.len() / 3 * 4 + 1
-        )),
-        _ => Err("Incorrect padding".into()),
-    }
-}
-
-/// `base64.b64encode`: the standard alphabet, padded (what clients send; the in-process bench builds its body
-/// with it).
-pub fn b64encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let bits = chunk.iter().enumerate().fold(0u32, |bits, (i, &byte)| bits | (u32::from(byte) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64_ALPHABET[((bits >> (18 - 6 * i)) & 0x3F) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64_simd::STANDARD.decode_to_vec(text.as_bytes()).map_err(|_| {
+        ApiError::Unprocessable(
+            "field 'image' is not strict standard base64 (RFC 4648 §4: A-Z a-z 0-9 + / only, padded with '=' to a \
+             multiple of 4 characters, unused bits zero)"
+                .into(),
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use actix_web::ResponseError;
+
     use super::*;
 
     /// xorshift64*: reproducible random cases without a dependency.
@@ -325,15 +287,190 @@ mod tests {
         }
     }
 
+    fn encode(data: &[u8]) -> String {
+        base64_simd::STANDARD.encode_to_string(data)
+    }
+
+    fn status(result: Result<Vec<u8>, ApiError>) -> u16 {
+        result.map_or_else(|error| error.status_code().as_u16(), |_| 200)
+    }
+
+    /// The status of `body` through `parse_predict_body` and through the full parse alone, which must agree.
+    fn status_of(body: &[u8]) -> u16 {
+        let status_of_full_parse = status(parsed_image(body));
+        assert_eq!(status(parse_predict_body(body)), status_of_full_parse, "{}", String::from_utf8_lossy(body));
+        status_of_full_parse
+    }
+
     #[test]
-    fn simd_base64_accepts_nothing_the_strict_decoder_refuses() {
+    fn the_body_answers_the_contracts_codes() {
+        let deep =
+            |levels: usize| format!("{{\"image\": \"QQ==\", \"x\": {}{}}}", "[".repeat(levels), "]".repeat(levels));
+        let long_number = "9".repeat(5000);
+        let cases: Vec<(Vec<u8>, u16)> = [
+            // §2.1 UTF-8 without a byte order mark.
+            (&b"{\"image\": \"QQ==\"}\xff"[..], 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"\xc3\"}", 400),
+            (b"\xef\xbb\xbf{\"image\": \"QQ==\"}", 400),
+            (b"{\0\"\0i\0m\0a\0g\0e\0\"\0:\0 \0\"\0Q\0Q\0=\0=\0\"\0}\0", 400),
+            (b"\xff\xfe{\0}\0", 400),
+            // §2.2 RFC 8259, the whole body one value.
+            (b"", 400),
+            (b"   ", 400),
+            (b"{\"image\": ", 400),
+            (b"not json", 400),
+            (b"{\"image\": \"QQ==\"} x", 400),
+            (b"{\"image\": \"QQ==\"}{}", 400),
+            (b"{'image': 'QQ=='}", 400),
+            (b"{\"image\": \"QQ==\",}", 400),
+            (b"{\"image\": NaN}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": Infinity}", 400),
+            (b"[-Infinity]", 400),
+            (b"{\"image\": \"QQ==\", \"x\": 01}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"tab\there\"}", 400),
+            (b"{\"image\": \"\\ud800\"}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"\\ud800\"}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": [\"\\udc00\"]}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"\\ud800\\u0041\"}", 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"\\ud800\\n\"}", 400),
+            (b"{\"image\": \"QQ==\", \"\\udfff\": 1}", 400),
+            (b"[\"\\ud800\"]", 400),
+            (b"{\"image\": \"QQ==\", \"x\": \"\\ud83d\\ude00 \\\\ud800 \\u00e9\"}", 200),
+            (b" \r\n\t{\"image\": \"QQ==\"}\n", 200),
+            // §2.4 the shape: an object with an `image`, the last of two, numbers syntax only.
+            (b"[]", 422),
+            (b"\"QQ==\"", 422),
+            (b"42", 422),
+            (b"1e999", 422),
+            (long_number.as_bytes(), 422),
+            (b"null", 422),
+            (b"true", 422),
+            (b"{}", 422),
+            (b"{\"img\": \"QQ==\"}", 422),
+            (b"{\"Image\": \"QQ==\"}", 422),
+            (b"{\"image\": 5, \"image\": \"QQ==\"}", 200),
+            (b"{\"image\": \"QQ==\", \"image\": 5}", 422),
+            (b"{\"image\": \"QQ==\", \"x\": 1e999, \"y\": -1E-999}", 200),
+            (format!("{{\"image\": \"QQ==\", \"x\": {long_number}.5}}").as_bytes(), 200),
+            (b" {\"image\": \"QUJD\", \"other\": [1, {\"a\": null}]} ", 200),
+            (b"{\"\\u0069mage\": \"QQ==\"}", 200),
+            // §2.5 `image` a non-empty string of strict standard base64.
+            (b"{\"image\": null}", 422),
+            (b"{\"image\": 12}", 422),
+            (b"{\"image\": 1e999}", 422),
+            (format!("{{\"image\": {long_number}}}").as_bytes(), 422),
+            (b"{\"image\": [\"QQ==\"]}", 422),
+            (b"{\"image\": {}}", 422),
+            (b"{\"image\": false}", 422),
+            (b"{\"image\": \"\"}", 422),
+            (b"{\"image\": \"\xc3\xa9\"}", 422),
+            (b"{\"image\": \"QQ\\u003d\\u003d\"}", 200),
+            (b"{\"image\": \"\\/\\/\\/\\/\"}", 200),
+            (b"{\"image\": \"QQ==\\n\"}", 422),
+        ]
+        .into_iter()
+        .map(|(body, status)| (body.to_vec(), status))
+        .chain([(deep(31).into_bytes(), 200), (deep(32).into_bytes(), 400)])
+        .collect();
+        for (body, expected) in cases {
+            assert_eq!(status_of(&body), expected, "{}", String::from_utf8_lossy(&body));
+        }
+    }
+
+    #[test]
+    fn escapes_give_the_string_they_spell() {
+        assert_eq!(parse_predict_body(b"{\"image\": \"QQ\\u003d\\u003d\"}"), Ok(b"A".to_vec()));
+        assert_eq!(parse_predict_body(b"{\"image\": \"\\/\\/\\/\\/\"}"), Ok(vec![0xFF; 3]));
+        assert_eq!(parse_predict_body(b"{\"image\": 5, \"image\": \"QUJD\"}"), Ok(b"ABC".to_vec()));
+    }
+
+    #[test]
+    fn messages_say_what_is_wrong() {
+        let detail = |body: &[u8]| parse_predict_body(body).unwrap_err().detail();
+        assert_eq!(detail(b"[1]"), "request body must be a JSON object, got array");
+        assert_eq!(detail(b"{\"image\": null}"), "field 'image' must be a base64 string, got null");
+        assert_eq!(detail(b"{\"image\": 1e999}"), "field 'image' must be a base64 string, got number");
+        assert_eq!(detail(b"{}"), "field 'image' is missing");
+        assert_eq!(detail(b"{\"image\": \"\"}"), "field 'image' is empty");
+        assert!(detail(b"{\"image\": \"QQ\"}").starts_with("field 'image' is not strict standard base64"));
+        assert!(detail(b"\xef\xbb\xbf{}").ends_with("it starts with a byte order mark"));
+        assert!(detail(b"[\"\\udc00\"]").ends_with("a \\u escape is a lone surrogate, not a Unicode character"));
+        assert!(detail(b"{\"image\": NaN}").starts_with("request body is not valid JSON: expected value"));
+    }
+
+    #[test]
+    fn nesting_beyond_32_levels_is_refused() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+        assert!(!too_deep(&nested(32)));
+        assert!(too_deep(&nested(33)));
+        assert_eq!(status_of(&nested(32)), 422);
+        assert_eq!(status_of(&nested(33)), 400);
+        let objects = |n: usize| "{\"a\":".repeat(n) + "1" + &"}".repeat(n);
+        assert_eq!(status_of(objects(32).as_bytes()), 422);
+        assert_eq!(status_of(objects(33).as_bytes()), 400);
+        // Deeper is refused whatever else the document holds, even when it is not JSON after that.
+        assert!(too_deep(&[nested(33), b"garbage".to_vec()].concat()));
+        // Brackets inside strings do not count, escaped quotes do not end strings.
+        let in_string = format!("{{\"image\": \"{}\\\"{}\"}}", "[".repeat(40), "{".repeat(40));
+        assert!(!too_deep(in_string.as_bytes()));
+        // Unbalanced closers never go below zero.
+        assert!(!too_deep(b"]]]]{}"));
+    }
+
+    #[test]
+    fn base64_must_be_strict_and_canonical() {
+        for (text, bytes) in [
+            (&b"QQ=="[..], &b"A"[..]),
+            (b"QUI=", b"AB"),
+            (b"QUJD", b"ABC"),
+            (b"+/+/", b"\xfb\xff\xbf"),
+            (b"QUJDRA==", b"ABCD"),
+        ] {
+            let body = [&b"{\"image\": \""[..], text, b"\"}"].concat();
+            assert_eq!(parse_predict_body(&body).as_deref(), Ok(bytes), "{}", String::from_utf8_lossy(text));
+        }
+        for text in [
+            &b"QR=="[..], // unused bits not zero
+            b"QUJ=",      // 'J' = 0b001001: its low two bits are unused
+            b"QQ",        // padding missing
+            b"QQ=",
+            b"Q",
+            b"QUJDQ",
+            b"QUJD=", // padding after a whole quad
+            b"QUJD==",
+            b"QUJD====",
+            b"=QQ=",
+            b"Q===",
+            b"QQ==QQ==",
+            b"QQ=a",
+            b"Q Q==",
+            b"QQ== ",
+            b"QQ-_",
+            b"QQ%3D",
+        ] {
+            let body = [&b"{\"image\": \""[..], text, b"\"}"].concat();
+            assert_eq!(status_of(&body), 422, "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn base64_accepts_exactly_the_canonical_encodings() {
         let mut random = Random(0x9E37_79B9_7F4A_7C15);
-        let alphabet = b"ABCab01+/===\n -_\xc3";
-        for _ in 0..200_000 {
-            let text: Vec<u8> = (0..random.below(13)).map(|_| alphabet[random.below(alphabet.len())]).collect();
-            if let Ok(fast) = base64_simd::STANDARD.decode_to_vec(&text) {
-                assert_eq!(b64decode_strict(&text), Ok(fast), "{}", String::from_utf8_lossy(&text));
+        let alphabet = b"ABQRab01+/===\n -_";
+        let mut accepted = 0;
+        for _ in 0..100_000 {
+            let text: Vec<u8> = (0..1 + random.below(12)).map(|_| alphabet[random.below(alphabet.len())]).collect();
+            let body = [&b"{\"image\": \""[..], &text, b"\", \"x\": 0}"].concat();
+            // Canonical: the text is the encoding of the bytes it decodes to.
+            if let Ok(data) = parse_predict_body(&body) {
+                assert_eq!(encode(&data).as_bytes(), text, "{}", String::from_utf8_lossy(&text));
+                accepted += 1;
             }
+        }
+        assert!(accepted > 1000, "{accepted}");
+        for length in 1..40 {
+            let data: Vec<u8> = (0..length).map(|_| random.below(256) as u8).collect();
+            assert_eq!(parse_predict_body(format!("{{\"image\": \"{}\"}}", encode(&data)).as_bytes()), Ok(data));
         }
     }
 
@@ -368,7 +505,7 @@ mod tests {
         let mut answered = 0;
         for _ in 0..30_000 {
             let bytes: Vec<u8> = (0..random.below(9)).map(|_| random.below(256) as u8).collect();
-            let mut middle = b64encode(&bytes).into_bytes();
+            let mut middle = encode(&bytes).into_bytes();
             for _ in 0..[0, 0, 1, 2][random.below(4)] {
                 let at = random.below(middle.len() + 1);
                 middle.splice(at..at, random.pick(pieces).iter().copied());
@@ -385,129 +522,27 @@ mod tests {
     #[test]
     fn the_benchmark_body_takes_the_fast_path() {
         let image: Vec<u8> = (0..10_240u32).map(|i| i as u8).collect();
-        let body = format!("{{\"image\": \"{}\"}}", b64encode(&image));
+        let body = format!("{{\"image\": \"{}\"}}", encode(&image));
         assert_eq!(one_member_image(body.as_bytes()), Some(image.clone()));
         assert_eq!(parse_predict_body(body.as_bytes()).ok(), Some(image));
     }
 
-    fn status(result: Result<Vec<u8>, ApiError>) -> u16 {
-        use actix_web::ResponseError;
-        match result {
-            Ok(_) => 200,
-            Err(error) => error.status_code().as_u16(),
-        }
-    }
-
     #[test]
-    fn body_errors_have_pythons_status_codes() {
-        let cases: &[(&[u8], u16)] = &[
-            (b"", 400),
-            (b"{\"image\": ", 400),
-            (b"not json", 400),
-            (b"{\"image\": \"QQ==\"}\xff", 400),
-            (b"\xff\xfe\xfd", 400),
-            (b"[]", 422),
-            (b"\"QQ==\"", 422),
-            (b"42", 422),
-            (b"null", 422),
-            (b"{}", 422),
-            (b"{\"img\": \"QQ==\"}", 422),
-            (b"{\"image\": null}", 422),
-            (b"{\"image\": 12}", 422),
-            (b"{\"image\": NaN}", 422),
-            (b"{\"image\": [\"QQ==\"]}", 422),
-            (b"{\"image\": {}}", 422),
-            (b"{\"image\": true}", 422),
-            (b"{\"image\": \"\"}", 422),
-            (b"{\"image\": \"QQ\"}", 422),
-            (b"{\"image\": \"Q Q==\"}", 422),
-            (b"{\"image\": \"QQ==\\n\"}", 422),
-            (b"{\"image\": \"QQ-_\"}", 422),
-            (b"{\"image\": \"\xc3\xa9\"}", 422),
-            (b"{\"image\": \"QQ==\"}", 200),
-            (b" {\"image\": \"QUJD\", \"other\": [1, {\"a\": null}]} ", 200),
-        ];
-        for &(body, expected) in cases {
-            assert_eq!(status(parse_predict_body(body)), expected, "{}", String::from_utf8_lossy(body));
-        }
-    }
-
-    #[test]
-    fn messages_say_what_is_wrong() {
-        let detail = |body: &[u8]| parse_predict_body(body).unwrap_err().detail();
-        assert_eq!(detail(b"[1]"), "request body must be a JSON object, got list");
-        assert_eq!(detail(b"{\"image\": null}"), "field 'image' must be a base64 string, got null");
-        assert_eq!(detail(b"{\"image\": 1.5}"), "field 'image' must be a base64 string, got number");
-        assert_eq!(detail(b"{}"), "field 'image' is missing");
-        assert_eq!(detail(b"{\"image\": \"\"}"), "field 'image' is empty");
-        assert_eq!(detail(b"{\"image\": \"QQ\"}"), "field 'image' is not valid base64: Incorrect padding");
-    }
-
-    #[test]
-    fn nesting_beyond_32_levels_is_refused_before_parsing() {
-        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
-        assert!(!too_deep(&nested(32)));
-        assert!(too_deep(&nested(33)));
-        // Brackets inside strings do not count, escaped quotes do not end strings.
-        let in_string = format!("{{\"image\": \"{}\\\"{}\"}}", "[".repeat(40), "{".repeat(40));
-        assert!(!too_deep(in_string.as_bytes()));
-        let deep_object = "{\"a\":".repeat(33) + "1" + &"}".repeat(33);
-        assert_eq!(status(parse_predict_body(deep_object.as_bytes())), 400);
-        // Unbalanced closers never go below zero.
-        assert!(!too_deep(b"]]]]{}"));
-    }
-
-    #[test]
-    fn base64_is_as_strict_as_python() {
-        // Accepted, with Python's results.
-        for (text, bytes) in [
-            (&b"QQ=="[..], &b"A"[..]),
-            (b"QUI=", b"AB"),
-            (b"QUJD", b"ABC"),
-            (b"QR==", b"A"), // unused bits are ignored
-            (b"", b""),
-            (b"+/+/", b"\xfb\xff\xbf"),
-            (b"QUJD=", b"ABC"), // Python 3.11: pads after a complete quad are ignored
-            (b"QUJD==", b"ABC"),
+    fn lone_surrogates_are_found_only_in_escapes() {
+        for (json, lone) in [
+            (r#""\ud800""#, true),
+            (r#""\uDBFF\u0041""#, true),
+            (r#""\udc00\ud800""#, true),
+            (r#""\ud800\ud800\udc00""#, true),
+            (r#""\ud83d\ude00""#, false),
+            (r#""\\ud800""#, false),
+            (r#""\\\ud800""#, true),
+            (r#""\"\ud83d\ude00\/""#, false),
+            (r#"["\u00e9", "\u0000"]"#, false),
         ] {
-            assert_eq!(b64decode_strict(text).as_deref(), Ok(bytes), "{}", String::from_utf8_lossy(text));
-        }
-        // Refused, with CPython's reasons.
-        for (text, reason) in [
-            (&b"QQ"[..], "Incorrect padding"),
-            (b"QQ=", "Incorrect padding"),
-            (
-                b"Q",
-                "Invalid base64-encoded string: number of data characters (1) cannot be 1 more than a multiple of 4",
-            ),
-            (
-                b"QUJDQ",
-                "Invalid base64-encoded string: number of data characters (5) cannot be 1 more than a multiple of 4",
-            ),
-            (b"=QQ=", "Leading padding not allowed"),
-            (b"QUJD=a", "Discontinuous padding not allowed"),
-            (b"QQ==QQ==", "Excess data after padding"),
-            (b"QQ=a", "Discontinuous padding not allowed"),
-            (b"QQ== ", "Excess data after padding"),
-            (b"Q Q==", "Only base64 data is allowed"),
-            (b"QQ==\n", "Excess data after padding"),
-            (b"QUJD\n", "Only base64 data is allowed"),
-            (b"QQ-_", "Only base64 data is allowed"),
-        ] {
-            assert_eq!(b64decode_strict(text), Err(reason.to_string()), "{}", String::from_utf8_lossy(text));
-        }
-    }
-
-    #[test]
-    fn base64_encoding_is_pythons_and_round_trips() {
-        for (bytes, text) in
-            [(&b""[..], ""), (b"A", "QQ=="), (b"AB", "QUI="), (b"ABC", "QUJD"), (b"\xfb\xff\xbf", "+/+/")]
-        {
-            assert_eq!(b64encode(bytes), text);
-        }
-        let all: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        for len in 0..all.len() {
-            assert_eq!(b64decode_strict(b64encode(&all[..len]).as_bytes()).as_deref(), Ok(&all[..len]));
+            assert_eq!(has_lone_surrogate(json), lone, "{json}");
+            // serde_json agrees where it reads the string.
+            assert_eq!(serde_json::from_str::<serde_json::Value>(json).is_err(), lone, "{json}");
         }
     }
 
@@ -540,18 +575,36 @@ mod tests {
     }
 
     #[test]
-    fn probabilities_is_a_fastapi_bool() {
-        assert_eq!(probabilities_flag(""), Ok(false));
-        assert_eq!(probabilities_flag("probabilities=true"), Ok(true));
-        assert_eq!(probabilities_flag("probabilities=YES"), Ok(true));
-        assert_eq!(probabilities_flag("probabilities=0"), Ok(false));
-        assert_eq!(probabilities_flag("other=1&probabilities=on"), Ok(true));
-        assert_eq!(probabilities_flag("probabilities=x&probabilities=1"), Ok(true));
-        assert_eq!(probabilities_flag("%70robabilities=%74rue"), Ok(true));
-        assert_eq!(probabilities_flag("Probabilities=zz"), Ok(false));
-        for bad in
-            ["probabilities=maybe", "probabilities=", "probabilities", "probabilities=+true", "probabilities=true%20"]
-        {
+    fn probabilities_is_a_boolean_the_last_one_counting() {
+        for (query, expected) in [
+            ("", false),
+            ("other=1", false),
+            ("probabilities=true", true),
+            ("probabilities=YES", true),
+            ("probabilities=On", true),
+            ("probabilities=T", true),
+            ("probabilities=y", true),
+            ("probabilities=1", true),
+            ("probabilities=0", false),
+            ("probabilities=fAlSe", false),
+            ("probabilities=N", false),
+            ("probabilities=off", false),
+            ("other=1&probabilities=on", true),
+            ("probabilities=x&probabilities=1", true),
+            ("probabilities=1&probabilities=no", false),
+            ("%70robabilities=%74rue", true),
+            ("Probabilities=zz", false),
+        ] {
+            assert_eq!(probabilities_flag(query), Ok(expected), "{query}");
+        }
+        for bad in [
+            "probabilities=maybe",
+            "probabilities=",
+            "probabilities",
+            "probabilities=+true",
+            "probabilities=true%20",
+            "probabilities=1&probabilities=2",
+        ] {
             assert!(probabilities_flag(bad).is_err(), "{bad}");
         }
     }

@@ -1,12 +1,12 @@
-//! The HTTP API (DESIGN §5), the same as the Python services': `GET /`, `POST /predict/`, `GET /metrics`, and
-//! their errors.
+//! The HTTP API (DESIGN §5, docs/contract.md §1): `GET /`, `POST /predict/` (also without the slash),
+//! `GET /metrics`; other methods on them 405, other paths 404, every error `{"detail": ...}`.
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
@@ -64,7 +64,7 @@ async fn predict(
     payload: web::Payload,
     service: web::Data<Service>,
 ) -> Result<HttpResponse, ApiError> {
-    // FastAPI validates the query before the handler runs; the handler then checks type, size, body.
+    // The contract's order: the query, the content type, the size, then the body (on the pool).
     let with_probabilities = request::probabilities_flag(req.query_string())?;
     request::require_json(req.headers().get(CONTENT_TYPE).map(|value| value.as_bytes()))?;
     let limit = service.max_body_bytes;
@@ -102,17 +102,6 @@ async fn read_body(mut payload: web::Payload, declared: Option<&[u8]>, limit: us
 async fn metrics_text(service: web::Data<Service>) -> Result<HttpResponse, ApiError> {
     let text = service.metrics.render().map_err(|e| ApiError::Internal(format!("cannot encode the metrics: {e}")))?;
     Ok(HttpResponse::Ok().content_type(metrics::CONTENT_TYPE).body(text))
-}
-
-/// Starlette's `redirect_slashes`: `/predict` → 307 to `/predict/`, whatever the method.
-async fn add_slash(req: HttpRequest) -> HttpResponse {
-    let info = req.connection_info();
-    let mut location = format!("http://{}{}/", info.host(), req.path());
-    if !req.query_string().is_empty() {
-        location.push('?');
-        location.push_str(req.query_string());
-    }
-    HttpResponse::TemporaryRedirect().insert_header((LOCATION, location)).finish()
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -158,7 +147,7 @@ pub fn app(
 > {
     let metrics = Arc::clone(&service.metrics);
     // The middleware is on the resource, so it sees its 405s too and nothing of the other paths.
-    let predict_resource = web::resource("/predict/")
+    let predict_resource = web::resource(["/predict/", "/predict"])
         .route(web::post().to(predict))
         .default_service(web::to(only("POST")))
         .wrap_fn(move |req, srv| metrics::track(Arc::clone(&metrics), req, srv));
@@ -168,7 +157,6 @@ pub fn app(
         .service(web::resource("/").route(web::get().to(health)).default_service(web::to(only("GET"))))
         .service(predict_resource)
         .service(web::resource("/metrics").route(web::get().to(metrics_text)).default_service(web::to(only("GET"))))
-        .service(web::resource("/predict").to(add_slash))
         .default_service(web::to(not_found))
 }
 
@@ -221,10 +209,9 @@ mod tests {
         let response = test::call_service(&app, request.to_request()).await;
         let status = response.status().as_u16();
         let allow = response.headers().get(header::ALLOW).map(|v| v.to_str().unwrap().to_string());
-        let location = response.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string());
         let body = test::read_body(response).await;
         let json = if body.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&body).unwrap() };
-        (status, json, allow.or(location))
+        (status, json, allow)
     }
 
     fn post(body: &str) -> TestRequest {
@@ -263,7 +250,7 @@ mod tests {
     }
 
     #[actix_web::test]
-    async fn errors_have_pythons_codes_in_pythons_order() {
+    async fn errors_have_the_contracts_codes_in_its_order() {
         let good = format!("{{\"image\": \"{PNG}\"}}");
         let cases: Vec<(TestRequest, u16)> = vec![
             // The query is validated first, then the content type, then the size, then the body.
@@ -331,10 +318,25 @@ mod tests {
             let (status, _, allow) = call(TestRequest::default().method(method).uri("/"), 1000).await;
             assert_eq!((status, allow.as_deref()), (405, Some("GET")));
         }
-        let request =
-            TestRequest::post().uri("/predict?probabilities=true").insert_header((header::HOST, "example:8082"));
-        let (status, _, location) = call(request, 1000).await;
-        assert_eq!((status, location.as_deref()), (307, Some("http://example:8082/predict/?probabilities=true")));
+        for uri in ["/predict", "/predict?probabilities=true", "/predict//", "/predict/x", "/Predict/"] {
+            let (status, body, allow) = call(TestRequest::get().uri(uri), 1000).await;
+            let expected = if uri.starts_with("/predict?") || uri == "/predict" { 405 } else { 404 };
+            assert_eq!(status, expected, "{uri}");
+            assert_eq!(allow.is_some(), expected == 405, "{uri}");
+            assert!(body["detail"].is_string(), "{uri}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn predict_without_the_slash_is_the_same_endpoint() {
+        let body = format!("{{\"image\": \"{PNG}\"}}");
+        let (status, json, _) = call(post(&body).uri("/predict?probabilities=yes"), 1000).await;
+        assert_eq!(
+            (status, json),
+            (200, serde_json::json!({"prediction": "fogsmog", "probabilities": [0.25, 0.5, 0.25]}))
+        );
+        assert_eq!(call(post("[]").uri("/predict"), 1000).await.0, 422);
+        assert_eq!(call(post("{").uri("/predict"), 1000).await.0, 400);
     }
 
     /// The value of the sample `name{labels}` in a text exposition (labels in any order), if present.
@@ -408,16 +410,20 @@ mod tests {
             let timing = response.headers().get("server-timing").unwrap_or_else(|| panic!("{status}"));
             assert_server_timing(timing.to_str().unwrap(), stages);
         }
+        // Without the slash it is the same endpoint, counted and timed.
+        let response = test::call_service(&app, TestRequest::put().uri("/predict").to_request()).await;
+        assert_eq!(response.status().as_u16(), 405);
+        assert_server_timing(response.headers().get("server-timing").unwrap().to_str().unwrap(), &["total"]);
         // Other paths are neither counted nor timed, and get no Server-Timing.
-        for uri in ["/", "/nope", "/predict"] {
+        for uri in ["/", "/nope", "/predict/x"] {
             let response = test::call_service(&app, TestRequest::get().uri(uri).to_request()).await;
             assert!(response.headers().get("server-timing").is_none(), "{uri}");
         }
         let after = scrape(&app, TestRequest::get().uri("/metrics").to_request()).await;
-        for (code, expected) in [("200", 2.0), ("415", 1.0), ("422", 2.0), ("405", 1.0), ("404", 0.0), ("307", 0.0)] {
+        for (code, expected) in [("200", 2.0), ("415", 1.0), ("422", 2.0), ("405", 2.0), ("404", 0.0)] {
             assert_eq!(requests_with(&after, code) - requests_with(&before, code), expected, "{code}");
         }
-        assert_eq!(stage_count(&after, "total") - stage_count(&before, "total"), predictions);
+        assert_eq!(stage_count(&after, "total") - stage_count(&before, "total"), predictions + 1.0);
         assert_eq!(stage_count(&after, "inference") - stage_count(&before, "inference"), 2.0);
         assert_eq!(stage_count(&after, "decode") - stage_count(&before, "decode"), 3.0);
         assert_eq!(stage_count(&after, "parse") - stage_count(&before, "parse"), 4.0);
