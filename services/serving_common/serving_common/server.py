@@ -26,8 +26,9 @@ WORKER_CLASS = "uvicorn_worker.UvicornWorker"
 #: A tmpfs in every container, writable also with a read-only root filesystem.
 HEARTBEAT_DIR = Path("/dev/shm")
 #: A worker that has not told the master it is alive for this long is killed and replaced. Its heartbeat starts
-#: only once it serves: importing torch and loading the model come first, which took up to 10 s with two workers on
-#: one CPU here; the margin is for a busy host, where a worker killed mid-start would only start again.
+#: only once it serves: importing torch and loading the model come first (seconds, several times more with several
+#: workers starting on one busy CPU), and a worker killed mid-start would only start again. Requests do not stop
+#: the heartbeat: they are processed off the event loop (serving_common.app).
 WORKER_SILENT_S = 120
 #: uvicorn's default, kept: how long an idle keep-alive connection stays open (gunicorn's default is 2 s).
 KEEP_ALIVE_S = 5
