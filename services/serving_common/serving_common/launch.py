@@ -90,8 +90,8 @@ def main(
         graceful_timeout_s=SHUTDOWN_TIMEOUT_S,
         multiprocess_metrics=settings.workers > 1,
     )
-    # gunicorn's master ends the process itself (0 after a shutdown, 3 when a worker failed to boot); so does each
-    # worker, forked inside this call.
+    # Exits the process itself: 0 after a shutdown, 3 when a worker failed to boot (in gunicorn's master; each
+    # worker, forked inside this call, exits there too).
     server.run()
     return 0
 

@@ -15,11 +15,13 @@ services rely on, all gunicorn's own behaviour:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.errors import HaltServer
 
 #: uvicorn's worker class for gunicorn, from the uvicorn-worker package (``uvicorn.workers`` is deprecated).
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
@@ -63,6 +65,15 @@ class ServiceServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no
         if multiprocess_metrics:
             self._options["child_exit"] = _forget_worker_gauges
         super().__init__()
+
+    def run(self) -> None:
+        """Serve until stopped; the process then exits with gunicorn's code (in the master and in each worker)."""
+        try:
+            super().run()
+        except HaltServer as halt:
+            # gunicorn 27.0.1 halts on the first worker that failed to boot; when another one fails too while it
+            # stops them, that raises again out of its halt, uncaught (a traceback and exit code 1). Same exit here.
+            sys.exit(halt.exit_status)
 
     def load_config(self) -> None:
         for name, value in self._options.items():
