@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from serving_common.manifest import ModelError
+from model_core.errors import ModelError
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from serving_common.manifest import ModelError
+from model_core.errors import ModelError
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

@@ -2,6 +2,6 @@
 
 from serving_common.launch import main
 from torch_serving import PORT
-from torch_serving.state_dict_check import check_model_folder
+from model_core.state_dict_check import check_model_folder
 
 raise SystemExit(main("torch-serving", "torch_serving.app:app", PORT, ("state_dict",), check_model_folder))
