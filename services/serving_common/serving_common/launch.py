@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from serving_common.config import MULTIPROC_ENV, SUPERVISOR_PID_ENV, Settings
 from model_core.errors import ModelError
 from model_core.manifest import read_manifest, verify_files
+from serving_common.config import MULTIPROC_ENV, SUPERVISOR_PID_ENV, Settings
 from serving_common.server import ServiceServer
 from serving_common.startup_guard import StartupGuard
 
