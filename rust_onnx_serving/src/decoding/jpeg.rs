@@ -76,6 +76,24 @@ mod tests {
 
     const JPEG: &[u8] = include_bytes!("../../tests/fixtures/jpeg_444.jpg");
 
+    /// The fixture with `extra` inserted after its first segment (SOI, then APP0 from byte 2).
+    fn with(extra: &[u8]) -> Vec<u8> {
+        let at = 4 + usize::from(u16::from_be_bytes([JPEG[4], JPEG[5]]));
+        [&JPEG[..at], extra, &JPEG[at..]].concat()
+    }
+
+    #[test]
+    fn segments_only_pillow_checks_are_left_to_libjpeg() {
+        // Pillow does not identify these (contract: where the services may differ); libjpeg decodes them.
+        for extra in [&b"\xFF\x01"[..], b"\xFF\xE0\x00\x08JFIF\x00\x01", b"\xFF\xE2\x00\x0FICC_PROFILE\x00\x01"] {
+            let image = decode(&with(extra), None).unwrap_or_else(|error| panic!("{extra:?}: {error}"));
+            assert_eq!((image.width, image.height), (23, 17));
+        }
+        // A segment running past the end of the file is a truncated header.
+        let truncated = decode(&with(b"\xFF\xE0\x7F\xFF"), None);
+        assert_eq!(truncated.unwrap_err(), DecodeError::NotAnImage("JPEG header is truncated".into()));
+    }
+
     unsafe extern "C" {
         fn ms_jpeg_start_unchecked(
             data: *const u8,
