@@ -1,5 +1,6 @@
-//! The decoder against Pillow: every fixture (tests/fixtures, written by make_fixtures.py with the project's
-//! Pillow) decodes to exactly Pillow's `convert("RGB")` pixels, or is refused where Pillow refuses it.
+//! The decoder against Pillow and the contract: every fixture (tests/fixtures, written by make_fixtures.py with
+//! the project's Pillow) decodes to exactly Pillow's `convert("RGB")` pixels, or is refused where Pillow or the
+//! request contract (docs/contract.md §3) refuses it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ fn fixtures_decode_to_pillows_pixels() {
         let data = std::fs::read(fixtures().join(&name)).unwrap();
         let result = decode_rgb(&data, None);
         match size {
-            None => assert!(result.is_err(), "{name}: Pillow refuses it, the decoder gave {result:?}"),
+            None => assert!(result.is_err(), "{name}: to be refused, the decoder gave {result:?}"),
             Some((width, height)) => {
                 let image = result.unwrap_or_else(|error| panic!("{name}: {error}"));
                 assert_eq!((image.width, image.height), (width, height), "{name}");
@@ -37,13 +38,14 @@ fn fixtures_decode_to_pillows_pixels() {
 
 #[test]
 fn every_truncation_is_refused_or_pillows_pixels() {
-    // Cutting a file short never panics, and whatever still decodes (a file missing only what follows its
-    // image data, which Pillow accepts too) has all of the image's pixels.
+    // Cutting a file short never panics, and whatever still decodes (a JPEG missing only its EOI, which Pillow
+    // accepts too; a PNG needs its IEND) has all of the image's pixels.
     for name in ["jpeg_420.jpg", "jpeg_progressive.jpg", "png_rgb.png", "png_palette4_interlaced.png"] {
         let data = std::fs::read(fixtures().join(name)).unwrap();
         let pillow = std::fs::read(fixtures().join(format!("{name}.rgb"))).unwrap();
         for cut in 0..data.len() {
             if let Ok(image) = decode_rgb(&data[..cut], None) {
+                assert!(name.ends_with(".jpg"), "{name} cut at {cut} decoded without its IEND");
                 assert_eq!(image.pixels, pillow, "{name} cut at {cut}");
             }
         }

@@ -1,8 +1,10 @@
-//! Image file bytes → RGB uint8 `H×W×3` (DESIGN §3 step 1), pixel for pixel what Pillow's
-//! `Image.open(...).convert("RGB")` gives, within a pixel limit checked from the header before decoding.
+//! Image file bytes → RGB uint8 `H×W×3` (DESIGN §3 step 1, docs/contract.md §3): for a valid file, pixel for
+//! pixel what Pillow's `Image.open(...).convert("RGB")` gives, within size limits checked from the header
+//! before any pixel is decoded.
 //!
 //! JPEG goes through libjpeg-turbo (the library Pillow bundles) driven as Pillow drives it (`csrc/jpeg_shim.c`);
-//! PNG through the `png` crate, with Pillow's chunk checks before the image data and Pillow's mode conversions.
+//! PNG through the `png` crate, which checks the file against the PNG specification, followed by Pillow's mode
+//! conversions to RGB (`png.rs`).
 
 mod jpeg;
 mod png;
@@ -38,7 +40,7 @@ impl fmt::Debug for RgbImage {
 /// Why an image file cannot be used; every variant is the client's problem (HTTP 422).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Neither a JPEG nor a PNG, or a header Pillow would not identify.
+    /// Neither a JPEG nor a PNG, or a header that cannot be read.
     NotAnImage(String),
     /// Larger than Pillow's decompression-bomb limit.
     Bomb { width: u64, height: u64 },
