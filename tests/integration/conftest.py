@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 from google.cloud import storage
+from storage_emulator import StorageEmulator, run_storage_emulator
 
 from model_serving.sources.credentials import ACCESS_TOKEN, EMULATOR_HOST, KEY_FILE
-from model_serving.sources.emulator import StorageEmulator, run_storage_emulator
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-from model_serving.docker.build import SERVICES
-from model_serving.docker.compose import (
+from compose_project import (
     ComposedService,
     ComposeProject,
     compose_command,
@@ -19,6 +17,8 @@ from model_serving.docker.compose import (
     compose_up,
     wait_for_docker_health,
 )
+
+from model_serving.docker.build import SERVICES
 from model_serving.ports import free_ports
 
 pytestmark = pytest.mark.integration

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from storage_emulator import StorageEmulator, run_storage_emulator
 
 from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.model.mobilenet import MobileNetV3Small
 from model_serving.ports import free_ports
 from model_serving.sources import ModelSourceError, fetch_gcs_object, resolve_gcs_auth, resolve_model_uri
-from model_serving.sources.emulator import StorageEmulator, run_storage_emulator
 from serving_common.manifest import ModelError, sha256_file
 
 pytestmark = pytest.mark.integration

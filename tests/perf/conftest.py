@@ -18,6 +18,7 @@ from model_serving.perf.config import (
     RunConfig,
     check_ratio_bound,
     load_thresholds,
+    parse_services,
     parse_threshold_option,
     profile_with,
 )
@@ -60,16 +61,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def perf_progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
     return terminal_progress(pytestconfig, "perf")
-
-
-def _services(option: str | None) -> tuple[str, ...]:
-    if not option:
-        return SERVICES
-    chosen = tuple(name.strip() for name in option.split(",") if name.strip())
-    unknown = set(chosen) - set(SERVICES)
-    if unknown:
-        raise pytest.UsageError(f"--services: unknown {sorted(unknown)}; choose from {', '.join(SERVICES)}")
-    return chosen
 
 
 def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
@@ -127,6 +118,7 @@ def perf(
             options.slo_ms,
         )
         ratio_bound = check_ratio_bound(options.ratio_bound)
+        services = parse_services(options.services)
         overrides = dict(parse_threshold_option(text) for text in options.threshold)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
@@ -136,7 +128,7 @@ def perf(
     jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
     config = RunConfig(
         profile,
-        tuple(targets) or _services(options.services),
+        tuple(targets) or services,
         jpeg,
         load_thresholds(ROOT / "pyproject.toml", overrides),
         ratio_bound,
