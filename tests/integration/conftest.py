@@ -4,7 +4,6 @@ count."""
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,9 +21,10 @@ from model_serving.checks import Artifacts
 from model_serving.docker.build import SERVICES, BuiltImage, build_service_image
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.model.default import build_default_model
-from model_serving.model.loading import model_id
+from model_serving.model.loading import load_state_dict_file, model_id
 from model_serving.paths import ARTIFACTS_DIR
 from model_serving.sources.credentials import ACCESS_TOKEN, EMULATOR_HOST, KEY_FILE
+from serving_common.manifest import ModelError
 
 SERVICE_NAMES = tuple(SERVICES)
 #: The user's model: weights unlike the default model's (another seed), so serving the default by mistake cannot pass.
@@ -79,17 +79,18 @@ class UserWeights:
 
 @pytest.fixture(scope="session")
 def user_weights() -> UserWeights:
-    """A user's state dict file (seed USER_SEED), written only when its bytes change."""
-    state = build_default_model(USER_SEED).state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
+    """A user's state dict file (seed USER_SEED): made once (building a calibrated model takes half a minute here),
+    then read back as a user's file is; its model_id from the weights read."""
     path = USER_MODEL_DIR / "weights" / "weather_mobilenet_v3_small.pt"
-    if not path.is_file() or path.read_bytes() != buffer.getvalue():
+    try:
+        model = load_state_dict_file(path)
+    except ModelError:  # not made yet (or damaged): make it
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(buffer.getvalue())
+        torch.save(build_default_model(USER_SEED).state_dict(), partial)
         partial.replace(path)
-    return UserWeights(path, model_id(state))
+        model = load_state_dict_file(path)
+    return UserWeights(path, model_id(model.state_dict()))
 
 
 @pytest.fixture(scope="session")
