@@ -26,12 +26,12 @@ def _export(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from model_serving.docker.build import build_service_image
-    from model_serving.services import SERVICES
+    from model_serving.perf.config import parse_services
 
-    chosen = args.services.split(",") if args.services else list(SERVICES)
-    unknown = [name for name in chosen if name not in SERVICES]
-    if unknown:
-        _progress(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(SERVICES)}")
+    try:
+        chosen = parse_services(args.services)
+    except ValueError as error:
+        _progress(str(error))
         return 2
     for name in chosen:
         image = build_service_image(name, args.model, _progress)

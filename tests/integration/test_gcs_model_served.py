@@ -1,45 +1,37 @@
-"""A user's state dict in Cloud Storage (the emulator), exported, built and served by all three services."""
+"""A user's state dict in Cloud Storage (the emulator), exported, built and served by all three services.
+
+The export from Cloud Storage is this module's own; the images that serve it are the session's set for the user's
+model (tests/integration/conftest.py: ``user_model_images``), built from the same weights by a local export. The
+two exports are checked byte for byte (every file the images hold but the manifest, whose source differs), so the
+images serve exactly what the export from Cloud Storage made, and need not be rebuilt for every run's bucket.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
 import torch
 
-from model_core.loading import model_id
 from model_core.mobilenet import MobileNetV3Small
 from model_serving.artifacts import Artifacts, ModelSource, export
 from model_serving.checks import served_disagreements
 from model_serving.cli import main
-from model_serving.docker.build import MODEL_ID_LABEL, build_service_image, remove_image
+from model_serving.docker.build import MODEL_ID_LABEL
 from model_serving.docker.containers import RunningService, run_service
-from model_serving.model.default import build_default_model
-from model_serving.services import SERVICE_NAMES
+from model_serving.services import SERVICE_NAMES, SERVICES
 
 pytestmark = pytest.mark.integration
 
-# Weights unlike the default model's (another seed), so serving the default by mistake cannot pass.
-USER_SEED = 4321
 OBJECT_NAME = "training/run-7/weather_mobilenet_v3_small.pt"
 
 
 @pytest.fixture(scope="module")
-def user_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A trained-looking state dict file and its model_id."""
-    state = build_default_model(USER_SEED).state_dict()
-    path = tmp_path_factory.mktemp("weights") / "weather.pt"
-    torch.save(state, path)
-    return path, model_id(state)
-
-
-@pytest.fixture(scope="module")
-def gcs_uri(gcs_emulator, user_weights: tuple[Path, str]) -> str:
+def gcs_uri(gcs_emulator, user_weights) -> str:
     bucket = gcs_emulator.create_bucket("weights")
-    bucket.blob(OBJECT_NAME).upload_from_filename(str(user_weights[0]))
+    bucket.blob(OBJECT_NAME).upload_from_filename(str(user_weights.path))
     return f"gs://{bucket.name}/{OBJECT_NAME}"
 
 
@@ -53,15 +45,12 @@ def gcs_artifacts(gcs_uri: str, tmp_path_factory: pytest.TempPathFactory, progre
 
 @pytest.fixture(scope="module")
 def gcs_services(
-    gcs_artifacts: Artifacts, cpus: float, progress: Callable[[str], None]
+    user_model_images: dict, cpus: float, progress: Callable[[str], None]
 ) -> Iterator[dict[str, RunningService]]:
     with ExitStack() as stack:
         running = {}
         for name in SERVICE_NAMES:
-            # Not :latest: that is for docker-compose.yaml, and this model is a throwaway (its manifest names a
-            # random bucket, so every run builds new images): they are removed afterwards.
-            image = build_service_image(name, gcs_artifacts.directory, progress, tag_latest=False)
-            stack.callback(remove_image, image.tag)
+            image = user_model_images[name]
             assert image.tag.split(":")[0] == f"model-serving/{name}"
             running[name] = stack.enter_context(run_service(name, image.tag, cpus))
         yield running
@@ -73,11 +62,19 @@ def test_the_manifest_records_the_object_and_its_generation(gcs_artifacts, gcs_u
     blob = gcs_emulator.client.bucket(bucket_name).get_blob(object_name)
     assert (source["kind"], source["location"], source["uri"]) == ("state_dict", "gcs", gcs_uri)
     assert source["generation"] == blob.generation
-    assert gcs_artifacts.manifest["model_id"] == user_weights[1]
+    assert gcs_artifacts.manifest["model_id"] == user_weights.model_id
+
+
+def test_the_served_images_hold_what_the_export_from_cloud_storage_made(gcs_artifacts, user_artifacts):
+    served_roles = {role for spec in SERVICES.values() for role in spec.model_roles}
+    for role in sorted(served_roles):
+        ours, theirs = gcs_artifacts.manifest["files"][role], user_artifacts.manifest["files"][role]
+        assert (ours["path"], ours["sha256"]) == (theirs["path"], theirs["sha256"]), role
+        assert gcs_artifacts.path(role).read_bytes() == user_artifacts.path(role).read_bytes(), role
 
 
 def test_services_images_and_health_name_the_users_model(gcs_services, user_weights, default_artifacts):
-    expected = user_weights[1]
+    expected = user_weights.model_id
     assert expected != default_artifacts.manifest["model_id"]
     for name, running in gcs_services.items():
         assert httpx.get(f"{running.base_url}/", timeout=10).json()["model_id"] == expected, name

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from storage_emulator import StorageEmulator, run_storage_emulator
 
 from model_core.errors import ModelError
 from model_core.loading import load_state_dict_file, model_id
@@ -21,7 +22,6 @@ from model_core.manifest import sha256_file
 from model_core.mobilenet import MobileNetV3Small
 from model_serving.ports import free_ports
 from model_serving.sources import ModelSourceError, fetch_gcs_object, resolve_gcs_auth, resolve_model_uri
-from model_serving.sources.emulator import StorageEmulator, run_storage_emulator
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,6 @@ import httpx
 import pytest
 
 from model_serving.docker.archive import tar_bytes
-from model_serving.docker.containers import run_service
 from model_serving.docker.engine import client
 from model_serving.services import SERVICE_NAMES
 
@@ -338,18 +337,19 @@ def _process_uids(container) -> list[tuple[str, str]]:
 @pytest.mark.integration
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_runs_as_non_root_on_a_read_only_root_filesystem(service_images, cpus, benchmark_body, name, workers):
+def test_runs_as_non_root_on_a_read_only_root_filesystem(
+    service_images, read_only_services, benchmark_body, name, workers
+):
     image = client().images.get(service_images[name].tag)
     user = image.attrs["Config"].get("User", "")
     assert not _is_root(user), f"{name} image runs as {user!r}"
     # Healthy (run_service waits for 200 on GET /) with nothing writable but Docker's /dev/shm.
-    tag = service_images[name].tag
-    with run_service(name, tag, cpus, env={"WORKERS": str(workers)}, read_only=True) as service:
-        processes = _process_uids(service.docker_container)
-        response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
-        metrics = httpx.get(f"{service.base_url}/metrics", timeout=30)
-        shm = _files_in_dev_shm(service.docker_container) if name != "rust-onnx-serving" else []
-        logs = service.logs()
+    service = read_only_services(name, workers)
+    processes = _process_uids(service.docker_container)
+    response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
+    metrics = httpx.get(f"{service.base_url}/metrics", timeout=30)
+    shm = _files_in_dev_shm(service.docker_container) if name != "rust-onnx-serving" else []
+    logs = service.logs()
     print(f"\n{name} WORKERS={workers}: image user {user}, processes {processes}")
     assert processes
     assert all(uid not in ("0", "root") for uid, _ in processes), processes
@@ -377,11 +377,12 @@ def _files_in_dev_shm(container) -> list[str]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_the_service_writes_no_file(service_images, cpus, benchmark_body, name):
-    """On a writable root filesystem, a started service that answered a prediction has changed no file."""
-    with run_service(name, service_images[name].tag, cpus) as service:
-        response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
-        changes = service.docker_container.diff() or []
+def test_the_service_writes_no_file(services, benchmark_body, name):
+    """On a writable root filesystem, a started service that answered a prediction has changed no file (the
+    session's container: whatever the tests before asked of it, too)."""
+    service = services[name]
+    response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
+    changes = service.docker_container.diff() or []
     assert response.status_code == 200
     assert changes == [], f"{name} wrote to its filesystem: {changes}"
 

@@ -10,7 +10,6 @@ import time
 import httpx
 import pytest
 
-from model_serving.docker.containers import run_service
 from model_serving.load.ab_runner import run_ab
 from model_serving.metrics.prometheus import parse_scrape
 from model_serving.perf.measure import scrape
@@ -42,16 +41,17 @@ def _post(url: str, body: bytes, headers: dict[str, str] = _JSON) -> httpx.Respo
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_n_predictions_count_n_and_errors_count_under_their_code(service_images, cpus, benchmark_body, name, workers):
+def test_n_predictions_count_n_and_errors_count_under_their_code(read_only_services, benchmark_body, name, workers):
     predictions = 5
-    with run_service(name, service_images[name].tag, cpus, env={"WORKERS": str(workers)}) as service:
-        before = scrape(service)
-        answers = [_post(service.base_url, benchmark_body) for _ in range(predictions)]
-        unprocessable = _post(service.base_url, b'{"picture": "x"}')
-        unsupported = _post(service.base_url, benchmark_body, {"content-type": "text/plain"})
-        # Whichever worker answers a scrape, it reports every worker's figures.
-        scrapes = [scrape(service) for _ in range(3)]
-        text = httpx.get(f"{service.base_url}/metrics", headers={"connection": "close"}, timeout=30).text
+    # Shared with test_hardening (read-only, as deployed): the counts are the difference over this test's requests.
+    service = read_only_services(name, workers)
+    before = scrape(service)
+    answers = [_post(service.base_url, benchmark_body) for _ in range(predictions)]
+    unprocessable = _post(service.base_url, b'{"picture": "x"}')
+    unsupported = _post(service.base_url, benchmark_body, {"content-type": "text/plain"})
+    # Whichever worker answers a scrape, it reports every worker's figures.
+    scrapes = [scrape(service) for _ in range(3)]
+    text = httpx.get(f"{service.base_url}/metrics", headers={"connection": "close"}, timeout=30).text
     assert [a.status_code for a in answers] == [200] * predictions
     assert (unprocessable.status_code, unsupported.status_code) == (422, 415)
     runs = [after.minus(before) for after in scrapes]
@@ -76,34 +76,30 @@ def test_n_predictions_count_n_and_errors_count_under_their_code(service_images,
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_metrics_answer_within_a_second_while_the_service_holds_c50(
-    service_images, cpus, benchmark_body, tmp_path, name
-):
+def test_metrics_answer_within_a_second_while_the_service_holds_c50(services, benchmark_body, tmp_path, name):
     body = tmp_path / "body.json"
     body.write_bytes(benchmark_body)
-    with run_service(name, service_images[name].tag, cpus) as service:
-        outcome = {}
-        load = threading.Thread(
-            target=lambda: outcome.update(
-                run=run_ab(f"{service.base_url}/predict/", body, 200, 50, name, lambda _: None)
-            )
-        )
-        load.start()
-        try:
-            in_flight, seconds = [], []
-            deadline = time.monotonic() + 60
-            while len(seconds) < 5 and time.monotonic() < deadline and load.is_alive():
-                started = time.perf_counter()
-                response = httpx.get(f"{service.base_url}/metrics", timeout=10)
-                elapsed = time.perf_counter() - started
-                assert response.status_code == 200
-                scraped = parse_scrape(response.text, name).in_flight or 0
-                if scraped >= 40:  # saturated: ab's 50 clients are all waiting on the service
-                    in_flight.append(scraped)
-                    seconds.append(elapsed)
-                time.sleep(0.1)
-        finally:
-            load.join()
+    service = services[name]
+    outcome = {}
+    load = threading.Thread(
+        target=lambda: outcome.update(run=run_ab(f"{service.base_url}/predict/", body, 200, 50, name, lambda _: None))
+    )
+    load.start()
+    try:
+        in_flight, seconds = [], []
+        deadline = time.monotonic() + 60
+        while len(seconds) < 5 and time.monotonic() < deadline and load.is_alive():
+            started = time.perf_counter()
+            response = httpx.get(f"{service.base_url}/metrics", timeout=10)
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 200
+            scraped = parse_scrape(response.text, name).in_flight or 0
+            if scraped >= 40:  # saturated: ab's 50 clients are all waiting on the service
+                in_flight.append(scraped)
+                seconds.append(elapsed)
+            time.sleep(0.1)
+    finally:
+        load.join()
     print(f"\n{name}: /metrics at c=50 took {[f'{s * 1000:.0f} ms' for s in seconds]}, in flight {in_flight}")
     assert outcome["run"].ok, outcome["run"].failure
     assert len(seconds) == 5, "the service was never seen saturated (in flight ≥ 40) five times"

@@ -1,6 +1,7 @@
 """The default model and its export: deterministic, decisive, and the same in torch and ONNX Runtime."""
 
 import json
+import shutil
 
 import numpy as np
 import onnx
@@ -100,10 +101,18 @@ def test_second_export_reuses_the_artifacts(default_artifacts):
     assert any("up to date" in m for m in messages)
 
 
-def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
-    # A user's state dict (here: the default model's) derives the same model_id and the same ONNX outputs.
-    out = tmp_path / "user"
+@pytest.fixture(scope="module")
+def state_dict_export(default_artifacts, tmp_path_factory):
+    """The default model's state dict file exported as a user's would be: its folder and manifest (one export for
+    the tests of this module that need one)."""
+    out = tmp_path_factory.mktemp("from-state-dict") / "user"
     manifest = export(out, ModelSource.from_uris(str(default_artifacts.path("state_dict"))), progress=lambda _: None)
+    return out, manifest
+
+
+def test_export_from_a_state_dict_file(state_dict_export, default_artifacts):
+    # A user's state dict (here: the default model's) derives the same model_id and the same ONNX outputs.
+    out, manifest = state_dict_export
     assert manifest["model_id"] == default_artifacts.manifest["model_id"]
     assert manifest["recipe"]["source"]["kind"] == "state_dict"
     # Same weights, same bytes: exports are reproducible, so image tags are too.
@@ -116,10 +125,14 @@ def test_export_from_a_state_dict_file(tmp_path, default_artifacts):
     assert np.abs(ours - theirs).max() < 1e-6
 
 
-def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts):
+def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts, state_dict_export):
     out = tmp_path / "damaged"
+    # A copy of a finished export of this very source: up to date, but for the file damaged here.
+    shutil.copytree(state_dict_export[0], out)
     source = ModelSource.from_uris(str(default_artifacts.path("state_dict")))
-    export(out, source, progress=lambda _: None)
+    intact: list[str] = []
+    export(out, source, progress=intact.append)
+    assert any("up to date" in m for m in intact), intact  # so the damage alone is what makes it rebuild
     (out / "model.onnx").write_bytes(b"garbage")
     messages: list[str] = []
     export(out, source, progress=messages.append)

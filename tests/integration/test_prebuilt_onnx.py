@@ -5,9 +5,9 @@ from __future__ import annotations
 import onnx
 import pytest
 
+from model_core.loading import load_state_dict_file
 from model_serving.artifacts import ModelSource, export
 from model_serving.cli import main
-from model_serving.model.default import build_default_model
 from model_serving.model.onnx_graph import network_graph, served_model
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def upstream_style_onnx(default_artifacts, tmp_path_factory) -> str:
     """The network alone, float32 NCHW [1, 3, 224, 224], as upstream's training pipeline exports it."""
-    model = build_default_model()
+    model = load_state_dict_file(default_artifacts.path("state_dict"))
     path = tmp_path_factory.mktemp("upstream") / "weather_classifier.onnx"
     onnx.save(network_graph(model), path)
     return str(path)
@@ -44,9 +44,9 @@ def test_upstreams_float32_nchw_model_is_refused_with_how_to_derive_one(tmp_path
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_a_prebuilt_model_of_other_weights_is_refused(tmp_path, default_artifacts):
+def test_a_prebuilt_model_of_other_weights_is_refused(tmp_path, default_artifacts, user_weights):
     other = tmp_path / "other.onnx"
-    onnx.save(served_model(build_default_model(seed=4321)), other)
+    onnx.save(served_model(load_state_dict_file(user_weights.path)), other)
     source = ModelSource.from_uris(str(default_artifacts.path("state_dict")), str(other))
     with pytest.raises(Exception, match="probabilities differ from the state dict's") as caught:
         export(tmp_path / "out", source, progress=lambda _: None)

@@ -16,6 +16,7 @@ from model_serving.perf.config import (
     RunConfig,
     check_ratio_bound,
     load_thresholds,
+    parse_services,
     parse_threshold_option,
     profile_with,
 )
@@ -59,16 +60,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def perf_progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
     return terminal_progress(pytestconfig, "perf")
-
-
-def _services(option: str | None) -> tuple[str, ...]:
-    if not option:
-        return SERVICE_NAMES
-    chosen = tuple(name.strip() for name in option.split(",") if name.strip())
-    unknown = set(chosen) - set(SERVICE_NAMES)
-    if unknown:
-        raise pytest.UsageError(f"--services: unknown {sorted(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
-    return chosen
 
 
 def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
@@ -126,6 +117,7 @@ def perf(
             options.slo_ms,
         )
         ratio_bound = check_ratio_bound(options.ratio_bound)
+        services = parse_services(options.services)
         overrides = dict(parse_threshold_option(text) for text in options.threshold)
     except ValueError as error:
         raise pytest.UsageError(str(error)) from error
@@ -135,7 +127,7 @@ def perf(
     jpeg, body = _payload(options.payload, tmp_path_factory.mktemp("payload"))
     config = RunConfig(
         profile,
-        tuple(targets) or _services(options.services),
+        tuple(targets) or services,
         jpeg,
         load_thresholds(ROOT / "pyproject.toml", overrides),
         ratio_bound,

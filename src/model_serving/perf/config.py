@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from model_serving.services import SERVICE_NAMES
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -191,3 +193,17 @@ def parse_threshold_option(text: str) -> tuple[str, float]:
         return name.strip(), float(value)
     except ValueError as error:
         raise ValueError(f"--threshold {name}: {value!r} is not a number") from error
+
+
+def parse_services(text: str | None) -> tuple[str, ...]:
+    """``--services a,b`` (of ``pytest -m perf`` and ``model-serving build``) → the services named, in the order
+    given; every service when ``text`` is empty. :class:`ValueError` names any unknown one."""
+    if not text:
+        return SERVICE_NAMES
+    chosen = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in chosen if name not in SERVICE_NAMES]
+    if unknown or not chosen:
+        raise ValueError(
+            f"--services: unknown {', '.join(unknown) or repr(text)}; choose from {', '.join(SERVICE_NAMES)}"
+        )
+    return chosen

@@ -10,8 +10,9 @@ the service while it is measured. What needs only the service's URL (warm-up, ab
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ Progress = Callable[[str], None]
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
 # The bench of a service that serves the optimized graph also times its two halves (artifacts.SPLIT_FILES),
 # copied in for it.
-_SPLIT_BENCH_SERVICES = tuple(name for name, spec in SERVICES.items() if "onnx_optimized" in spec.model_roles)
+SPLIT_BENCH_SERVICES = tuple(name for name, spec in SERVICES.items() if "onnx_optimized" in spec.model_roles)
 _BENCH_SPLIT_PATHS = ("/bench-preprocess.onnx", "/bench-network.onnx")
 # Let in-flight work, freed buffers and the engine's counters settle before memory is read at rest.
 _SETTLE_S = 2.0
@@ -86,18 +87,39 @@ class ServiceStarter:
     def __init__(self, service: str, image: str, cpus: float) -> None:
         self.service, self.image, self.cpus = service, image, cpus
         self.samples: list[float] = []
+        self.container_ids: list[str] = []
         self._stack: ExitStack | None = None
 
     def start(self) -> None:
         self.stop()
         self._stack = ExitStack()
+        # run_service returns only once GET / answered 200 (else it raises): each sample is a start that got there.
         running = self._stack.enter_context(run_service(self.service, self.image, self.cpus))
         self.samples.append(running.startup_s)
+        self.container_ids.append(running.container_id)
 
     def stop(self) -> None:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()
+
+    def problems(self, runs: int, timed_s: Sequence[float] | None = None) -> list[str]:
+        """What is wrong with the start-ups taken, ``runs`` having been asked for (empty: nothing): one sample per
+        run, each from a container of its own, positive and finite, and (given ``timed_s``, the timings of the
+        ``start`` calls) no longer than the call that took it."""
+        found = []
+        if len(self.samples) != runs:
+            found.append(f"{len(self.samples)} start-ups for {runs} runs")
+        if len(set(self.container_ids)) != len(self.samples):
+            found.append(f"{len(set(self.container_ids))} distinct containers for {len(self.samples)} start-ups")
+        if bad := [s for s in self.samples if not (math.isfinite(s) and s > 0)]:
+            found.append(f"start-up times that are not positive and finite: {bad}")
+        if timed_s is not None:
+            if len(timed_s) != len(self.samples):
+                found.append(f"{len(timed_s)} timed calls for {len(self.samples)} start-ups")
+            if longer := [(s, t) for s, t in zip(self.samples, timed_s, strict=False) if s > t]:
+                found.append(f"start-ups longer than the call that took them (start-up, call): {longer}")
+        return found
 
 
 def warm_up(service: Endpoint, body: bytes, requests: int) -> None:
@@ -161,7 +183,7 @@ def in_process_rate(
     thread, each stage timed; with ``split`` (the graph's two halves) ONNX's preprocessing and network apart."""
     files = {_BENCH_IMAGE_PATH: jpeg}
     command = [*SERVICES[service.service].bench_command, _BENCH_IMAGE_PATH, str(seconds)]
-    if split is not None and service.service in _SPLIT_BENCH_SERVICES:
+    if split is not None and service.service in SPLIT_BENCH_SERVICES:
         files.update(zip(_BENCH_SPLIT_PATHS, split, strict=True))
         command += _BENCH_SPLIT_PATHS
     _copy_into(service, files)

@@ -25,6 +25,7 @@ from model_serving.load.ab_runner import run_ab
 from model_serving.perf.config import RunConfig
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import (
+    SPLIT_BENCH_SERVICES,
     LoadMeasurement,
     MeasurementError,
     MemoryOverRequests,
@@ -44,10 +45,15 @@ from model_serving.perf.target import UNAVAILABLE, TargetService, Unavailable, c
 from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.environment import environment
 from model_serving.report.store import new_run_id, save_report
-from model_serving.usual.build import USUAL, build_usual_image
+from model_serving.usual.build import USUAL, UsualUnavailable, build_usual_image
 from model_serving.usual.compare import UsualComparison, compare_with_usual
 
 Progress = Callable[[str], None]
+
+NO_SPLIT_GRAPH = (
+    "the artifacts have no preprocessing and network halves (a prebuilt ONNX model was given): the in-process"
+    " bench times the served graph whole, so preprocessing ÷ network is not measured"
+)
 
 
 @dataclass
@@ -117,6 +123,8 @@ class PerfRun:
             )
             return results.load
         self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {profile.cpus} CPU")
+        if self._split_graph is None and service in SPLIT_BENCH_SERVICES:
+            results.unavailable["in_process_stages_ms"] = NO_SPLIT_GRAPH
         results.load = measure_load(
             service,
             self._image(service).tag,
@@ -306,7 +314,12 @@ class PerfRun:
         self._needs_containers("against_usual")
         results, image = self.results_for(service), self._image(service)
         assert self.model_dir is not None  # set whenever the suite builds the images
-        usual = build_usual_image(service, self.model_dir, self.progress, image)
+        try:
+            usual = build_usual_image(service, self.model_dir, self.progress, image)
+        except UsualUnavailable as reason:
+            # Recorded, so that the over_usual thresholds say why they have no figure (perf/thresholds).
+            results.unavailable["against_usual"] = str(reason)
+            raise
         profile = self.config.profile
         results.against_usual = compare_with_usual(
             service,

@@ -45,11 +45,6 @@ class StorageEmulator:
             project=project, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.url}
         )
 
-    def wipe(self) -> None:
-        """Delete every bucket and object."""
-        with urllib.request.urlopen(f"{self.url}/wipe", timeout=10) as response:
-            response.read()
-
 
 @contextlib.contextmanager
 def run_storage_emulator(
