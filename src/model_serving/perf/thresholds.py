@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model_serving.report.ratios import PAIRS, describe_failure
+from model_serving.report.ratios import describe_failure
 from model_serving.report.unavailable import METRIC_FIELDS
-from model_serving.services import SERVICE_NAMES
+from model_serving.services import RATIO_PAIRS, SERVICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class ThresholdVerdict:
 def _left_out_because(name: str, services: Collection[str], unavailable: Mapping[str, Mapping[str, str]]) -> str | None:
     """Why the run chose not to measure threshold ``name``'s ratio, or None when it should have measured it."""
     metric, ratio, _ = name.rsplit(".", 2)
-    needed = PAIRS.get(ratio, (ratio,))  # a per-service metric names its service instead of a pair
+    needed = RATIO_PAIRS.get(ratio, (ratio,))  # a per-service metric names its service instead of a pair
     figure = METRIC_FIELDS.get(metric)
     for service in needed:
         if service not in SERVICE_NAMES:
