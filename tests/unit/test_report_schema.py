@@ -43,7 +43,7 @@ ENVIRONMENT = {
     "python": "3.11.7",
     "docker_engine": "20.10.24",
     "docker_host": "127.0.0.1",
-    "ab": "This is ApacheBench, Version 2.3 <$Revision$>",
+    "ab": "ApacheBench 2.3",
     "versions": {"model-serving": "0.1.0", "torch": "2.13.0+cpu", "onnxruntime": None},
 }
 THRESHOLDS = {
