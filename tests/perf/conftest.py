@@ -141,6 +141,7 @@ def perf(
     else:
         perf_progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
     yield run
+    # The report is written here only, once, after the last test (test_ratio_thresholds builds it, unwritten).
     if run.results:
         run.write_report()
         request.config.stash[REPORT_FOLDER] = run.report_folder

@@ -9,6 +9,7 @@ from model_serving.perf.config import parse_services
 from model_serving.perf.measure import ServiceStarter
 from model_serving.perf.target import UNAVAILABLE
 from model_serving.perf.thresholds import judge_thresholds
+from model_serving.report.sections import Assertion
 from model_serving.services import SERVICE_NAMES as SERVICES
 
 pytestmark = pytest.mark.unit
@@ -61,11 +62,11 @@ def test_start_ups_that_are_missing_shared_impossible_or_longer_than_their_call_
     assert any(expected in problem for problem in problems), problems
 
 
-def _assertion(name: str, passed: bool | None, measured: float | None = None) -> dict:
-    entry = {"name": name, "measured": measured, "threshold": 1.0, "passed": passed}
-    if passed is None:
-        entry["not_measured"] = "not measured in this run (its measurement was not selected, or did not complete)"
-    return entry
+def _assertion(name: str, passed: bool | None, measured: float | None = None) -> Assertion:
+    why = "not measured in this run (its measurement was not selected, or did not complete)"
+    return Assertion(
+        name=name, measured=measured, threshold=1.0, passed=passed, not_measured=why if passed is None else None
+    )
 
 
 def test_a_full_run_with_every_threshold_met_is_ok():
@@ -125,7 +126,7 @@ def test_a_target_run_leaves_out_the_figures_it_cannot_take_and_nothing_else():
     ]
     verdict = judge_thresholds(assertions, SERVICES, unavailable)
     assert verdict.ok
-    assert [entry.split(":")[0] for entry in verdict.left_out] == [a["name"] for a in assertions[:3]]
+    assert [entry.split(":")[0] for entry in verdict.left_out] == [a.name for a in assertions[:3]]
     assert "--target: the service was not started by the suite" in verdict.left_out[0]
     # The load is measured at a target: an rps ratio without a figure would be a gap.
     assert not judge_thresholds([_assertion("rps.onnx_over_torch.min", None)], SERVICES, unavailable).ok

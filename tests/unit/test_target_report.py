@@ -1,6 +1,7 @@
 """A --target run's report: no image, start-up, container memory or in-process figures, each named with its reason
 in the service's ``unavailable``; assertions on ratios of them reported as not measured, with why; the summary says
-so; the schema holds it all and refuses a service section that neither has an image nor says why not."""
+so; the schema holds it all and refuses a service section that neither has an image nor says why not. A run writes
+its report once."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ import pytest
 
 from model_serving.load.ab_parser import judge_ab_run
 from model_serving.load.stats_sampler import ResourceSamples
+from model_serving.perf import session
 from model_serving.perf.config import RunConfig, profile_with
 from model_serving.perf.measure import LoadMeasurement, StagedRun
 from model_serving.perf.rounds import Rounds
+from model_serving.perf.session import PerfRun
 from model_serving.perf.sweep import SweepPoint
-from model_serving.perf.target import UNAVAILABLE
+from model_serving.perf.target import UNAVAILABLE, TargetService
 from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.schema import ReportSchemaError, validate_report
+from model_serving.report.sections import LoadFigures, Report, ServiceSection
 from model_serving.report.store import save_report
 from model_serving.report.summary import render_summary
 from model_serving.report.unavailable import NOT_RUN, not_measured_reason
@@ -60,7 +64,7 @@ def _target_results(rps: float) -> ServiceResults:
     return ServiceResults(None, load=load, unavailable=dict(UNAVAILABLE))
 
 
-def _report() -> dict:
+def _report() -> Report:
     config = RunConfig(profile_with("smoke"), SERVICE_NAMES, Path("p.jpg"), THRESHOLDS, targets=TARGETS).describe()
     rates = {"torch-serving": 30.0, "onnx-serving": 60.0, "rust-onnx-serving": 90.0}
     results = {name: _target_results(rate) for name, rate in rates.items()}
@@ -74,26 +78,28 @@ def _report() -> dict:
 
 def test_the_report_names_each_unavailable_figure_with_why():
     report = _report()
-    for name, section in report["services"].items():
-        assert not {"image", "startup_s", "memory_over_requests", "against_usual"} & set(section), name
-        assert section["unavailable"] == UNAVAILABLE, name
-        assert section["memory_mb"] == {"mean": None, "peak": None, "series": []}
-        assert section["in_process_rps"] is None
-        assert section["efficiency"] is None
+    document = report.to_json()
+    for name, section in report.services.items():
+        assert not {"image", "startup_s", "memory_over_requests", "against_usual"} & set(document["services"][name])
+        assert section.unavailable == UNAVAILABLE, name
+        assert section.memory_mb is not None
+        assert section.memory_mb.to_json() == {"mean": None, "peak": None, "series": []}
+        assert section.in_process_rps is None
+        assert section.efficiency is None
         # What a target gives: load, its stages and the c=1 run's coverage, and the side-by-side figures.
-        assert section["load"]["rps"] > 0
-        assert section["stages_ms"]["total"]["mean"] == 16.0
-        assert section["at_c1"]["coverage"] is not None
-        assert section["rounds"]["rps"]["centre"] > 0
-        assert section["sweep"]["best_rps"] > 0
-    assert report["environment"]["images"] == {}
-    assert report["config"]["targets"] == TARGETS
-    validate_report(report)
-    validate_report(json.loads(json.dumps(report)))
+        assert section.load.rps > 0
+        assert section.stages_ms["total"].mean == 16.0
+        assert section.at_c1.coverage is not None
+        assert section.rounds.rps.centre > 0
+        assert section.sweep.best_rps > 0
+    assert report.environment.images == {}
+    assert report.config.targets == TARGETS
+    validate_report(document)
+    validate_report(json.loads(json.dumps(document)))
 
 
 def test_assertions_on_unavailable_figures_are_not_measured_with_why():
-    assertions = {a["name"]: a for a in _report()["assertions"]}
+    assertions = {a["name"]: a for a in _report().to_json()["assertions"]}
     assert assertions["rps.rust_over_onnx.min"]["passed"] is True
     assert "not_measured" not in assertions["rps.rust_over_onnx.min"]
     assert assertions["stage_coverage.onnx-serving.min"]["passed"] is not None
@@ -112,7 +118,10 @@ def test_assertions_on_unavailable_figures_are_not_measured_with_why():
 
 
 def test_a_ratio_not_measured_for_another_reason_says_so():
-    services = {"onnx-serving": {"load": {}}, "torch-serving": {}}
+    services = {
+        "onnx-serving": ServiceSection(load=LoadFigures(failure="ab did not start")),
+        "torch-serving": ServiceSection(),
+    }
     assert not_measured_reason("rps.onnx_over_torch.min", services) == NOT_RUN
     assert not_measured_reason("rps.rust_over_onnx.min", services) == "rust-onnx-serving was not measured in this run"
     assert not_measured_reason("memory_growth.onnx-serving.max", services) == NOT_RUN
@@ -135,7 +144,7 @@ def test_the_summary_says_what_is_not_available_and_why(tmp_path):
 
 
 def test_the_schema_refuses_a_section_with_no_image_and_no_reason():
-    report = _report()
+    report = _report().to_json()
     broken = copy.deepcopy(report)
     del broken["services"]["onnx-serving"]["unavailable"]
     with pytest.raises(ReportSchemaError, match=r"services\['onnx-serving'\]: 'unavailable' is a required property"):
@@ -151,7 +160,7 @@ def test_the_schema_refuses_a_section_with_no_image_and_no_reason():
 
 
 def test_the_schema_requires_why_exactly_when_an_assertion_was_not_measured():
-    report = _report()
+    report = _report().to_json()
     broken = copy.deepcopy(report)
     unmeasured = next(a for a in broken["assertions"] if a["passed"] is None)
     del unmeasured["not_measured"]
@@ -161,3 +170,25 @@ def test_the_schema_requires_why_exactly_when_an_assertion_was_not_measured():
     next(a for a in broken["assertions"] if a["passed"] is True)["not_measured"] = "?"
     with pytest.raises(ReportSchemaError, match="assertions"):
         validate_report(broken)
+
+
+def test_a_run_writes_its_report_once(tmp_path, monkeypatch):
+    # The environment is the machine's (ab, the CPU); here a fixed one, so that nothing outside the run is read.
+    monkeypatch.setattr(session, "environment", lambda engine: dict(ENVIRONMENT))
+    config = RunConfig(profile_with("smoke"), SERVICE_NAMES, Path("p.jpg"), THRESHOLDS, targets=TARGETS)
+    targets = {name: TargetService(name, url, {"model_id": "m1"}) for name, url in TARGETS.items()}
+    run = PerfRun(config, None, tmp_path, Path("p.jpg"), Path("p.json"), lambda _: None, targets=targets)
+    for rate, name in ((30.0, "torch-serving"), (60.0, "onnx-serving")):
+        run.results_for(name).load = _target_results(rate).load
+    built = run.build_report()
+    assert run.report_folder is None
+    assert not list(tmp_path.iterdir())  # building writes nothing
+    report = run.write_report()
+    assert run.report_folder == tmp_path / run.run_id
+    written = json.loads((run.report_folder / "report.json").read_text())
+    validate_report(written)
+    assert written == report.to_json() == built.to_json()
+    assert written["model"] == {"model_id": "m1"}
+    assert list(written["services"]) == ["torch-serving", "onnx-serving"]
+    with pytest.raises(RuntimeError, match="already written"):
+        run.write_report()

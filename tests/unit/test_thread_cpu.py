@@ -127,10 +127,11 @@ def test_the_report_and_summary_show_cpu_by_thread_or_why_not():
     results["onnx-serving"].load.thread_cpu = cpu_per_request(before, after, 200)  # 1.0 and 16.0 ms
     results["rust-onnx-serving"].load.thread_cpu_unavailable = "process 9 is not readable here: remote engine?"
     report = build_report("run-threads", "t", ENVIRONMENT, CONFIG, results, {})
-    onnx, rust = report["services"]["onnx-serving"], report["services"]["rust-onnx-serving"]
-    assert onnx["thread_cpu"]["ms_per_request"] == {"server": 1.0, "worker": 16.0, "other": 0.0, "total": 17.0}
-    assert "thread_cpu" not in rust
-    assert rust["unavailable"] == {"thread_cpu": "process 9 is not readable here: remote engine?"}
+    onnx, rust = report.services["onnx-serving"], report.services["rust-onnx-serving"]
+    assert onnx.thread_cpu is not None
+    assert onnx.thread_cpu.ms_per_request.to_json() == {"server": 1.0, "worker": 16.0, "other": 0.0, "total": 17.0}
+    assert "thread_cpu" not in rust.to_json()
+    assert rust.unavailable == {"thread_cpu": "process 9 is not readable here: remote engine?"}
     summary = render_summary(report)
     # in-process 64 req/s: 15.625 ms a request; worker ÷ that 1.024; that ÷ total 0.919
     assert (
@@ -153,8 +154,10 @@ def test_the_rounds_mean_cpu_by_thread_is_in_the_rounds_section_and_the_summary(
     )
     results = {"onnx-serving": _results()}
     report = build_report("r", "t", ENVIRONMENT, CONFIG, results, {}, together=SideBySideResults(rounds))
-    section = report["services"]["onnx-serving"]["rounds"]
-    assert section["thread_cpu_ms"] == {"server": 0.8, "worker": 8.7, "other": 0.0, "total": 9.5, "rounds": 2}
+    section = report.services["onnx-serving"].rounds
+    assert section is not None
+    assert section.thread_cpu_ms is not None
+    assert section.thread_cpu_ms.to_json() == {"server": 0.8, "worker": 8.7, "other": 0.0, "total": 9.5, "rounds": 2}
     # in-process: the mean of 8 and 10 ms, 9 ms; ÷ 9.5 ms of CPU a request: 0.947
     assert "`onnx-serving` 0.80 / 8.70 / 9.50 (in-process 9.00, ÷ total 0.947)" in render_summary(report)
     assert Rounds(reports={"onnx-serving": []}).mean_thread_cpu("onnx-serving") is None

@@ -10,6 +10,7 @@ code 3, gunicorn's "worker failed to boot", which stops gunicorn with code 3 too
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -53,7 +54,9 @@ class StartupGuard:
                 detail, held = str(error), {**held, "message": ""}
             else:
                 detail = f"{type(error).__name__}: {error}"
-            print(f"{self.service}: cannot start: {detail}", file=sys.stderr, flush=True)
+            # One write of the whole line: with WORKERS > 1 every worker fails at once, and print's separate
+            # write of the newline let two workers' lines run together.
+            os.write(sys.stderr.fileno(), f"{self.service}: cannot start: {detail}\n".encode())
             await send(held)
         else:
             if held is not None:  # reported without raising: pass it on as it was

@@ -44,6 +44,7 @@ from model_serving.perf.sweep import SweepPoint, best_rps, run_sweep
 from model_serving.perf.target import UNAVAILABLE, TargetService, Unavailable, common_model_id, warmed_up
 from model_serving.report.document import ServiceResults, SideBySideResults, build_report
 from model_serving.report.environment import environment
+from model_serving.report.sections import Report
 from model_serving.report.store import new_run_id, save_report
 from model_serving.usual.build import USUAL, UsualUnavailable, build_usual_image
 from model_serving.usual.compare import UsualComparison, compare_with_usual
@@ -65,8 +66,7 @@ class PerfRun:
     body: Path
     progress: Progress
     results: dict[str, ServiceResults] = field(default_factory=dict)
-    report: dict[str, Any] | None = None
-    report_folder: Path | None = None
+    report_folder: Path | None = None  # where write_report saved the report (once, at the end of the run)
     # What was measured with the services side by side (one measurement of them all, perf/rounds.side_by_side).
     together: SideBySideResults = field(default_factory=SideBySideResults)
     # --target: the services already running, checked healthy (perf/target.check_targets); empty: the suite's own.
@@ -337,10 +337,10 @@ class PerfRun:
         )
         return results.against_usual
 
-    def write_report(self) -> dict[str, Any]:
-        """Build and save the report from whatever was measured (also after failures)."""
+    def build_report(self) -> Report:
+        """The report of whatever was measured so far (also after failures); nothing written."""
         ordered = {name: self.results[name] for name in self.config.services if name in self.results}
-        self.report = build_report(
+        return build_report(
             self.run_id,
             self.created_at,
             environment(engine=not self.targets),
@@ -350,9 +350,15 @@ class PerfRun:
             self._model(),
             self.together,
         )
-        self.report_folder = save_report(self.report, self.reports_dir)
+
+    def write_report(self) -> Report:
+        """Build the report and save it (report.json, summary.md, plots): once, when the run ends."""
+        if self.report_folder is not None:
+            raise RuntimeError(f"the report of run {self.run_id} is already written to {self.report_folder}")
+        report = self.build_report()
+        self.report_folder = save_report(report, self.reports_dir)
         self.progress(f"report written to {self.report_folder}")
-        return self.report
+        return report
 
     def _model(self) -> dict[str, Any]:
         """The model measured: its artifacts' manifest; with targets, the model_id they all report (none if not)."""

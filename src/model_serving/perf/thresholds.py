@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from model_serving.report.ratios import describe_failure
+from model_serving.report.sections import Assertion
 from model_serving.report.unavailable import METRIC_FIELDS
 from model_serving.services import RATIO_PAIRS, SERVICE_NAMES
 
@@ -47,21 +47,21 @@ def _left_out_because(name: str, services: Collection[str], unavailable: Mapping
 
 
 def judge_thresholds(
-    assertions: Sequence[Mapping[str, Any]],
+    assertions: Sequence[Assertion],
     services: Collection[str],
     unavailable: Mapping[str, Mapping[str, str]],
 ) -> ThresholdVerdict:
-    """Sort ``assertions`` (report.json's) for a run that measured ``services``, whose sections declare
+    """Sort ``assertions`` (the report's) for a run that measured ``services``, whose sections declare
     ``unavailable`` figures (service → figure → reason)."""
     verdict = ThresholdVerdict()
     for assertion in assertions:
-        name = assertion["name"]
-        if assertion["passed"] is True:
+        name = assertion.name
+        if assertion.passed is True:
             verdict.met.append(name)
-        elif assertion["passed"] is False:
+        elif assertion.passed is False:
             verdict.not_met.append(describe_failure(assertion))
         elif why := _left_out_because(name, services, unavailable):
             verdict.left_out.append(f"{name}: {why}")
         else:
-            verdict.gaps.append(f"{name}: {assertion.get('not_measured') or 'not measured'}")
+            verdict.gaps.append(f"{name}: {assertion.not_measured or 'not measured'}")
     return verdict

@@ -1,15 +1,16 @@
 """Where the time goes: a service's stage means beside the latency they make up, for the summary and the plot.
 
-Pure, over a report's service section. The stages follow one another in a request (``total`` spans them all and
-is not a part); what the latency holds beyond their sum is HTTP and everything else (reading the body, routing,
-writing the answer, the client's side of the loopback).
+Pure, over a report's service section (report/sections.ServiceSection). The stages follow one another in a request
+(``total`` spans them all and is not a part); what the latency holds beyond their sum is HTTP and everything else
+(reading the body, routing, writing the answer, the client's side of the loopback).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from model_serving.report.sections import InProcessStage, ServiceSection, StageFigure
 
 #: In request order; a service has ``preprocess`` and ``model`` (torch) or ``inference`` (ONNX: one graph call).
 PARTS = ("queue", "parse", "decode", "preprocess", "model", "inference")
@@ -35,28 +36,30 @@ class Breakdown:
         return round(self.latency_ms - sum(self.parts_ms.values()), 4)
 
 
-def _means(stages_ms: Mapping[str, Mapping[str, Any]], parts: tuple[str, ...] = PARTS) -> dict[str, float]:
-    return {stage: float(stages_ms[stage]["mean"]) for stage in parts if stage in stages_ms}
+def _means(stages_ms: Mapping[str, StageFigure | InProcessStage]) -> dict[str, float]:
+    return {stage: stages_ms[stage].mean for stage in PARTS if stage in stages_ms}
 
 
-def _total(section: Mapping[str, Any]) -> float | None:
-    total = (section.get("stages_ms") or {}).get("total")
-    return float(total["mean"]) if total else None
+def _total(stages_ms: Mapping[str, StageFigure]) -> float | None:
+    total = stages_ms.get("total")
+    return total.mean if total else None
 
 
-def breakdowns(section: Mapping[str, Any]) -> list[Breakdown]:
+def breakdowns(section: ServiceSection) -> list[Breakdown]:
     """At c=1 and at the load's concurrency (stages from ``/metrics``, latency from ab), and in-process."""
     rows = []
-    at_c1 = section.get("at_c1") or {}
-    if at_c1.get("stages_ms"):
-        rows.append(Breakdown("c=1", _means(at_c1["stages_ms"]), at_c1.get("mean_ms"), total_ms=_total(at_c1)))
-    load = section.get("load") or {}
-    if section.get("stages_ms"):
-        label = f"c={load.get('concurrency', '?')}"
+    at_c1 = section.at_c1
+    if at_c1 is not None and at_c1.stages_ms:
+        rows.append(Breakdown("c=1", _means(at_c1.stages_ms), at_c1.mean_ms, total_ms=_total(at_c1.stages_ms)))
+    load = section.load
+    if section.stages_ms:
+        concurrency = load.concurrency if load and load.concurrency is not None else "?"
         # The requests' own mean: ab's time per request at c > 1 also holds the run's ramp-up and drain.
-        latency = load.get("latency_mean_ms") or load.get("time_per_request_ms")
-        rows.append(Breakdown(label, _means(section["stages_ms"]), latency, total_ms=_total(section)))
-    in_process = _means(section.get("in_process_stages_ms") or {})
+        latency = (load.latency_mean_ms or load.time_per_request_ms) if load else None
+        rows.append(
+            Breakdown(f"c={concurrency}", _means(section.stages_ms), latency, total_ms=_total(section.stages_ms))
+        )
+    in_process = _means(section.in_process_stages_ms or {})
     if in_process:
         # ONNX: the request path is parse + decode + the whole graph; its halves show what the graph spends on
         # preprocessing and on the network (the two add up to about the whole).

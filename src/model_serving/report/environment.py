@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from importlib import metadata
 from typing import Any
 
@@ -19,6 +20,14 @@ def _version(package: str) -> str | None:
         return None
 
 
+def ab_name(version_line: str) -> str:
+    """ApacheBench's name and version from the first line of ``ab -V`` ("This is ApacheBench, Version 2.3
+    <$Revision: 1913912 $>" → "ApacheBench 2.3"; Debian's build leaves the revision keyword unexpanded); the line as
+    it is when it names no version."""
+    found = re.search(r"ApacheBench, Version (\S+)", version_line)
+    return f"ApacheBench {found.group(1)}" if found else version_line
+
+
 def environment(engine: bool = True) -> dict[str, Any]:
     """This machine and its tools; with ``engine`` the Docker engine's version and where its ports are reached
     (a ``--target`` run leaves the engine alone: docker_engine null, no docker_host)."""
@@ -32,6 +41,6 @@ def environment(engine: bool = True) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         **docker,
-        "ab": ab_version(),
+        "ab": ab_name(ab_version()),
         "versions": {p: _version(p) for p in ("model-serving", "torch", "onnxruntime", "onnx", "fastapi", "uvicorn")},
     }

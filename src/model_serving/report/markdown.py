@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from model_serving.report.sections import IntervalFigure
 
 PLOT_NAME = "where_the_time_goes.png"
 SWEEP_PLOT_NAME = "latency_vs_throughput.png"
@@ -23,8 +24,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def interval_cell(figure: Mapping[str, Any]) -> str:
+def interval_cell(figure: IntervalFigure) -> str:
     """``centre [low, high]``, or the figure alone from one round (no interval)."""
-    if figure["rounds"] < 2:
-        return f"{figure['centre']:.2f} (1 round)"
-    return f"{figure['centre']:.2f} [{figure['low']:.2f}, {figure['high']:.2f}]"
+    if figure.rounds < 2:
+        return f"{figure.centre:.2f} (1 round)"
+    return f"{figure.centre:.2f} [{figure.low:.2f}, {figure.high:.2f}]"

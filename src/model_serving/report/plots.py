@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -16,6 +15,7 @@ from matplotlib.axes import Axes
 
 from model_serving.report.breakdown import OTHER, PARTS, breakdowns
 from model_serving.report.markdown import PLOT_NAME, SIZES_PLOT_NAME, SWEEP_PLOT_NAME
+from model_serving.report.sections import Report, ServiceSection
 from model_serving.services import COLOURS
 
 PERCENTILES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "max")
@@ -42,7 +42,7 @@ def _bars(path: Path, title: str, ylabel: str, values: Mapping[str, float | None
         axes.bar_label(bars, fmt="%.1f")
 
 
-def _where_the_time_goes(path: Path, services: Mapping[str, Any]) -> None:
+def _where_the_time_goes(path: Path, services: Mapping[str, ServiceSection]) -> None:
     """One panel per place measured (c=1, the load's c, in-process); a stacked bar per service, a segment per stage."""
     panels: dict[str, dict[str, dict[str, float]]] = {}
     for name, section in services.items():
@@ -74,8 +74,8 @@ def _where_the_time_goes(path: Path, services: Mapping[str, Any]) -> None:
         plt.close(figure)
 
 
-def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
-    services = report["services"]
+def write_plots(report: Report, folder: Path) -> list[Path]:
+    services = report.services
     paths = {name: folder / f"{name}.png" for name in ("throughput", "image_size", "latency_percentiles", "memory")}
     paths["startup"] = folder / "startup.png"
     paths["where_the_time_goes"] = folder / PLOT_NAME
@@ -85,15 +85,21 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
         paths["throughput"],
         "Throughput",
         "requests per second",
-        {n: s.get("load", {}).get("rps") for n, s in services.items()},
+        {n: s.load.rps if s.load else None for n, s in services.items()},
     )
-    _bars(paths["image_size"], "Image size", "MB", {n: s.get("image", {}).get("size_mb") for n, s in services.items()})
+    _bars(
+        paths["image_size"], "Image size", "MB", {n: s.image.size_mb if s.image else None for n, s in services.items()}
+    )
 
     with _figure(paths["latency_percentiles"], "Latency percentiles", "ms") as axes:
         for name, s in services.items():
-            if latency := s.get("load", {}).get("latency_ms"):
+            if s.load and (latency := s.load.latency_ms):
                 axes.plot(
-                    PERCENTILES, [latency[k] for k in PERCENTILES], marker="o", label=name, color=COLOURS.get(name)
+                    PERCENTILES,
+                    [getattr(latency, k) for k in PERCENTILES],
+                    marker="o",
+                    label=name,
+                    color=COLOURS.get(name),
                 )
         if axes.get_lines():
             axes.set_yscale("log")
@@ -101,51 +107,54 @@ def write_plots(report: Mapping[str, Any], folder: Path) -> list[Path]:
 
     with _figure(paths["memory"], "Memory during the load run (usage minus inactive file cache)", "MB") as axes:
         for name, s in services.items():
-            if series := s.get("memory_mb", {}).get("series"):
+            if s.memory_mb and (series := s.memory_mb.series):
                 axes.plot([t for t, _ in series], [v for _, v in series], label=name, color=COLOURS.get(name))
         axes.set_xlabel("seconds")
         if axes.get_lines():
             axes.legend()
 
     with _figure(paths["startup"], "Start-up: start call to first 200 on GET /", "seconds", (6, 4)) as axes:
-        names = [n for n, s in services.items() if s.get("startup_s")]
-        if names:
-            axes.boxplot([services[n]["startup_s"]["samples"] for n in names], tick_labels=names)
-    if any("sweep" in s for s in services.values()):
+        startups = {n: s.startup_s.samples for n, s in services.items() if s.startup_s}
+        if startups:
+            axes.boxplot(list(startups.values()), tick_labels=list(startups))
+    if any(s.sweep is not None for s in services.values()):
         paths["sweep"] = folder / SWEEP_PLOT_NAME
         _latency_against_throughput(paths["sweep"], services)
-    if any("sizes" in s for s in services.values()):
+    if any(s.sizes is not None for s in services.values()):
         paths["sizes"] = folder / SIZES_PLOT_NAME
         _throughput_against_size(paths["sizes"], services)
     return list(paths.values())
 
 
-def _latency_against_throughput(path: Path, services: Mapping[str, Any]) -> None:
+def _latency_against_throughput(path: Path, services: Mapping[str, ServiceSection]) -> None:
     """The sweep: p50 (solid) and p99 (dashed) against req/s, one line per service, each point labelled with c."""
     with _figure(path, "Concurrency sweep: latency against throughput", "latency ms (log)", (8, 5)) as axes:
         for name, s in services.items():
-            points = [p for p in s.get("sweep", {}).get("points", []) if p["rps"] is not None and p["latency_ms"]]
-            rps = [p["rps"] for p in points]
+            # (c, req/s, latency) of the levels that completed
+            points = [
+                (p.concurrency, p.rps, p.latency_ms)
+                for p in (s.sweep.points if s.sweep else [])
+                if p.rps is not None and p.latency_ms is not None
+            ]
+            rps = [r for _, r, _ in points]
             for key, style in (("p50", "-"), ("p99", "--")):
-                latency = [p["latency_ms"][key] for p in points]
+                latency = [getattr(percentiles, key) for _, _, percentiles in points]
                 axes.plot(rps, latency, style, marker="o", color=COLOURS.get(name), label=f"{name} {key}")
-                for p, x, y in zip(points, rps, latency, strict=True):
-                    axes.annotate(
-                        f"c={p['concurrency']}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
-                    )
+                for (concurrency, _, _), x, y in zip(points, rps, latency, strict=True):
+                    axes.annotate(f"c={concurrency}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         axes.set_xlabel("requests per second")
         if axes.get_lines():
             axes.set_yscale("log")
             axes.legend(fontsize=8, loc="upper left")
 
 
-def _throughput_against_size(path: Path, services: Mapping[str, Any]) -> None:
+def _throughput_against_size(path: Path, services: Mapping[str, ServiceSection]) -> None:
     with _figure(path, "Throughput against payload size", "requests per second") as axes:
         for name, s in services.items():
-            points = [p for p in s.get("sizes", []) if p["rps"] is not None]
+            points = [p for p in s.sizes or [] if p.rps is not None]
             axes.plot(
-                [p["megapixels"] for p in points],
-                [p["rps"] for p in points],
+                [p.megapixels for p in points],
+                [p.rps for p in points],
                 marker="o",
                 label=name,
                 color=COLOURS.get(name),

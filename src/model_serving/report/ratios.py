@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
+from model_serving.report.sections import Assertion, IntervalFigure
 from model_serving.services import RATIO_PAIRS
 
 
@@ -21,13 +21,13 @@ def ratios(figures: Mapping[str, float | None]) -> dict[str, float]:
 def evaluate(
     all_ratios: Mapping[str, Mapping[str, float]],
     thresholds: Mapping[str, float],
-    intervals: Mapping[str, Mapping[str, Mapping[str, Any] | None]] | None = None,
+    intervals: Mapping[str, Mapping[str, IntervalFigure | None]] | None = None,
     bound_on: str = "centre",
-) -> list[dict[str, Any]]:
+) -> list[Assertion]:
     """One assertion per threshold ``<metric>.<ratio>.<min|max>``; a ratio not measured is reported, not passed.
 
-    A ratio with an interval (``intervals[metric][ratio]``: low, high) is checked, with ``bound_on="interval"``,
-    at the interval's end on the threshold's side: a .min must hold for the low end, a .max for the high end.
+    A ratio with an interval (``intervals[metric][ratio]``) is checked, with ``bound_on="interval"``, at the
+    interval's end on the threshold's side: a .min must hold for the low end, a .max for the high end.
     """
     results = []
     for key, threshold in sorted(thresholds.items()):
@@ -38,20 +38,25 @@ def evaluate(
         interval = (intervals or {}).get(metric, {}).get(ratio)
         checked = measured
         if bound_on == "interval" and interval is not None:
-            checked = interval["low"] if bound == "min" else interval["high"]
+            checked = interval.low if bound == "min" else interval.high
         passed = None if checked is None else (checked >= threshold if bound == "min" else checked <= threshold)
-        entry: dict[str, Any] = {"name": key, "measured": measured, "threshold": threshold, "passed": passed}
-        if interval is not None:
-            entry["interval"] = [interval["low"], interval["high"]]
-            entry["checked"] = checked
-        results.append(entry)
+        results.append(
+            Assertion(
+                name=key,
+                measured=measured,
+                threshold=threshold,
+                passed=passed,
+                interval=(interval.low, interval.high) if interval is not None else None,
+                checked=checked if interval is not None else None,
+            )
+        )
     return results
 
 
-def describe_failure(assertion: Mapping[str, Any]) -> str:
-    sign = ">=" if assertion["name"].endswith(".min") else "<="
+def describe_failure(assertion: Assertion) -> str:
+    sign = ">=" if assertion.name.endswith(".min") else "<="
     where = ""
-    if "interval" in assertion:
-        low, high = assertion["interval"]
-        where = f" [95 % interval {low}, {high}; checked {assertion['checked']}]"
-    return f"{assertion['name']}: measured {assertion['measured']}{where}, required {sign} {assertion['threshold']}"
+    if assertion.interval is not None:
+        low, high = assertion.interval
+        where = f" [95 % interval {low}, {high}; checked {assertion.checked}]"
+    return f"{assertion.name}: measured {assertion.measured}{where}, required {sign} {assertion.threshold}"

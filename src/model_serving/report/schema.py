@@ -1,8 +1,7 @@
 """The report's JSON Schema (``report.schema.json``, beside this module) and a check of a report against it.
 
-The schema documents ``report.json`` as document.build_report writes it (schema_version 2). A report is checked as
-built, in memory, or as read back from disk: tuples count as arrays and any mapping as an object, so both pass
-alike.
+The schema documents ``report.json`` as report/store writes it (schema_version 2): the JSON of the typed report
+(report/sections.Report.to_json), which is what is checked, as built or as read back from disk.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 SCHEMA_FILE = "report.schema.json"
@@ -41,26 +40,11 @@ def report_schema() -> dict[str, Any]:
     return schema
 
 
-def _is_array(_checker: Any, instance: Any) -> bool:
-    return isinstance(instance, list | tuple)
-
-
-def _is_object(_checker: Any, instance: Any) -> bool:
-    return isinstance(instance, Mapping)
-
-
-# A report in memory holds tuples (RunConfig.describe's sweep_concurrency, payload_sizes, …) that are arrays on disk.
-_Validator = validators.extend(
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many({"array": _is_array, "object": _is_object}),
-)
-
-
 @cache
-def _validator() -> Any:
+def _validator() -> Draft202012Validator:
     schema = report_schema()
     Draft202012Validator.check_schema(schema)
-    return _Validator(schema)
+    return Draft202012Validator(schema)
 
 
 def _short(error: ValidationError) -> str:
@@ -69,7 +53,8 @@ def _short(error: ValidationError) -> str:
 
 
 def validate_report(report: Mapping[str, Any]) -> None:
-    """Check ``report`` against the schema; :class:`ReportSchemaError` naming each mismatch's JSON path."""
+    """Check ``report`` (a report's JSON) against the schema; :class:`ReportSchemaError` naming each mismatch's JSON
+    path."""
     # An error under anyOf (a nullable object, say) is about every branch; best_match names the likeliest one's.
     errors = sorted((best_match([error]) for error in _validator().iter_errors(report)), key=lambda e: e.json_path)
     if errors:

@@ -1,43 +1,42 @@
 """The summary's sections for what was measured with the services side by side: the headline (capacity under the
 latency bound beside saturated req/s), the load rounds, the concurrency sweep, the open-loop runs and the
-payload sizes. Each reads only ``report.json``'s figures."""
+payload sizes. Each reads only the report's fields (report/sections)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from model_serving.report.markdown import SIZES_PLOT_NAME, SWEEP_PLOT_NAME, cell, interval_cell, table
+from model_serving.report.sections import CapacityFigures, Report, RoundsFigures
 
 
-def _capacity_cell(capacity: Mapping[str, Any] | None) -> str:
+def _capacity_cell(capacity: CapacityFigures | None) -> str:
     if capacity is None:
         return "–"
-    if capacity["rate"] is None:
-        return f"none (not even {capacity['bracket'][1]:g} req/s)"
-    if capacity["at_least"]:
-        return f"≥ {capacity['rate']:.1f} (the search's top)"
-    low, high = capacity["bracket"]
-    return f"{capacity['rate']:.1f} (between {low:g} and {high:g})"
+    if capacity.rate is None:
+        return f"none (not even {capacity.bracket[1]:g} req/s)"
+    if capacity.at_least:
+        return f"≥ {capacity.rate:.1f} (the search's top)"
+    low, high = capacity.bracket
+    return f"{capacity.rate:.1f} (between {low:g} and {high:g})"
 
 
-def headline(report: Mapping[str, Any]) -> list[str]:
+def headline(report: Report) -> list[str]:
     """What a user chooses by: the highest arrival rate each service carries within the bound, and its saturated
     req/s over the rounds."""
-    services = report["services"]
-    if not any("capacity" in s or "rounds" in s for s in services.values()):
+    services, config = report.services, report.config
+    if not any(s.capacity is not None or s.rounds is not None for s in services.values()):
         return []
-    slo = report["config"].get("slo_ms")
     rows = [
         [
             f"`{name}`",
-            _capacity_cell(s.get("capacity")),
-            interval_cell(s["rounds"]["rps"]) if s.get("rounds", {}).get("rps") else "–",
-            cell(s.get("sweep", {}).get("knee_concurrency")),
+            _capacity_cell(s.capacity),
+            interval_cell(s.rounds.rps) if s.rounds and s.rounds.rps else "–",
+            cell(s.sweep.knee_concurrency if s.sweep else None),
         ]
         for name, s in services.items()
     ]
-    capacity_ratios = report["ratios"].get("capacity_rps", {})
+    capacity_ratios = report.ratios.capacity_rps
     lines = [
         "",
         "## Headline",
@@ -45,7 +44,7 @@ def headline(report: Mapping[str, Any]) -> list[str]:
         *table(
             [
                 "service",
-                f"capacity: req/s carried with p99 ≤ {cell(slo, 0)} ms (open loop)",
+                f"capacity: req/s carried with p99 ≤ {cell(config.slo_ms, 0)} ms (open loop)",
                 "saturated req/s (closed loop, rounds)",
                 "knee (c)",
             ],
@@ -59,20 +58,20 @@ def headline(report: Mapping[str, Any]) -> list[str]:
         "",
         "Capacity: the highest fixed arrival rate (oha, latency corrected for coordinated omission) the service keeps"
         " up with (≥ 95 % answered within the run) with p99 within the bound, found by bisection"
-        f" ({report['config'].get('capacity_steps')} runs of {report['config'].get('open_loop_seconds')} s at most).",
+        f" ({config.capacity_steps} runs of {config.open_loop_seconds} s at most).",
     ]
     return lines
 
 
-def _rounds(report: Mapping[str, Any]) -> list[str]:
-    measured = {name: s["rounds"] for name, s in report["services"].items() if "rounds" in s}
+def _rounds(report: Report) -> list[str]:
+    measured = {name: s.rounds for name, s in report.services.items() if s.rounds is not None}
     if not measured:
         return []
     rows = []
     for name, r in measured.items():
-        figures = [interval_cell(r[k]) if r[k] is not None else "–" for k in ("rps", "p50_ms", "p99_ms")]
-        spread = f"± {100 * r['rps']['half_width']:.1f} %" if r["rps"] is not None else "–"
-        efficiency = interval_cell(r["efficiency"]) if r.get("efficiency") else "–"
+        figures = [interval_cell(f) if f is not None else "–" for f in (r.rps, r.p50_ms, r.p99_ms)]
+        spread = f"± {100 * r.rps.half_width:.1f} %" if r.rps is not None else "–"
+        efficiency = interval_cell(r.efficiency) if r.efficiency else "–"
         rows.append(
             [
                 f"`{name}`",
@@ -80,22 +79,21 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
                 spread,
                 *figures[1:],
                 efficiency,
-                str(len(r["samples"]["rps"])),
-                r["failure"] or "",
+                str(len(r.samples.rps)),
+                r.failure or "",
             ]
         )
     lines = ["", "## Load rounds", ""]
     lines += table(["service", "req/s", "half-width", "p50 ms", "p99 ms", "efficiency", "rounds", "failure"], rows)
     lines += _rounds_thread_cpu(measured)
-    paired = report.get("ratio_intervals", {}).get("rps", {})
-    if paired:
+    if paired := report.ratio_intervals.rps:
         cells = [f"{name} {interval_cell(f)}" for name, f in paired.items() if f is not None]
         lines += ["", "Paired ratios of req/s: " + ", ".join(cells) + "."]
-    config = report["config"]
+    config = report.config
     lines += [
         "",
-        f"The services side by side, {config.get('rounds')} rounds of ab -n {config.get('round_requests')}"
-        f" -c {config.get('concurrency')}, one service loaded at a time, the order rotating each round. Figures:"
+        f"The services side by side, {config.rounds} rounds of ab -n {config.round_requests}"
+        f" -c {config.concurrency}, one service loaded at a time, the order rotating each round. Figures:"
         " geometric mean [95 % interval: t on the logs of the rounds]; a ratio pairs the two services' runs of"
         " each round. The req/s ratios and their assertions are these. Efficiency here: each round's req/s ÷"
         " (in-process req/s × CPU limit), the in-process rate measured in the same container right after that round"
@@ -104,18 +102,18 @@ def _rounds(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _rounds_thread_cpu(measured: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _rounds_thread_cpu(measured: Mapping[str, RoundsFigures]) -> list[str]:
     """The rounds' mean CPU per request by thread role beside their in-process time: where efficiency goes."""
     cells = []
     for name, r in measured.items():
-        cpu = r.get("thread_cpu_ms")
-        if not cpu:
+        cpu = r.thread_cpu_ms
+        if cpu is None:
             continue
-        limits = [rate for rate in r.get("in_process_rps") or [] if rate]
-        text = f"`{name}` {cpu['server']:.2f} / {cpu['worker']:.2f} / {cpu['total']:.2f}"
+        limits = [rate for rate in r.in_process_rps if rate]
+        text = f"`{name}` {cpu.server:.2f} / {cpu.worker:.2f} / {cpu.total:.2f}"
         if limits:
             in_process = sum(1000 / rate for rate in limits) / len(limits)
-            text += f" (in-process {in_process:.2f}, ÷ total {in_process / cpu['total']:.3f})"
+            text += f" (in-process {in_process:.2f}, ÷ total {in_process / cpu.total:.3f})"
         cells.append(text)
     if not cells:
         return []
@@ -126,25 +124,25 @@ def _rounds_thread_cpu(measured: Mapping[str, Mapping[str, Any]]) -> list[str]:
     ]
 
 
-def _sweep(report: Mapping[str, Any]) -> list[str]:
-    swept = {name: s["sweep"] for name, s in report["services"].items() if "sweep" in s}
+def _sweep(report: Report) -> list[str]:
+    swept = {name: s.sweep for name, s in report.services.items() if s.sweep is not None}
     if not swept:
         return []
     rows = []
     for name, sweep in swept.items():
-        for p in sweep["points"]:
-            latency = p["latency_ms"] or {}
-            errors = p["failure"] or (str(p["errors"]) if p["errors"] is not None else "–")
+        for p in sweep.points:
+            latency = p.latency_ms
+            errors = p.failure or (str(p.errors) if p.errors is not None else "–")
             rows.append(
                 [
                     f"`{name}`",
-                    str(p["concurrency"]),
-                    cell(p["rps"]),
-                    *(cell(latency.get(k), 0) for k in ("p50", "p90", "p99")),
+                    str(p.concurrency),
+                    cell(p.rps),
+                    *(cell(getattr(latency, k) if latency else None, 0) for k in ("p50", "p90", "p99")),
                     errors,
                 ]
             )
-    knees = ", ".join(f"`{n}` c={cell(s['knee_concurrency'])}" for n, s in swept.items())
+    knees = ", ".join(f"`{n}` c={cell(s.knee_concurrency)}" for n, s in swept.items())
     return [
         "",
         "## Concurrency sweep",
@@ -158,22 +156,23 @@ def _sweep(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _open_loop(report: Mapping[str, Any]) -> list[str]:
-    runs = {name: s["open_loop"] for name, s in report["services"].items() if "open_loop" in s}
+def _open_loop(report: Report) -> list[str]:
+    runs = {name: s.open_loop for name, s in report.services.items() if s.open_loop is not None}
     if not runs:
         return []
     rows = []
     for name, points in runs.items():
         for p in points:
-            latency = p["latency_ms"] or {}
+            latency = p.latency_ms
+            errors = p.errors + (p.non_2xx or 0) if p.errors is not None else None
             rows.append(
                 [
                     f"`{name}`",
-                    f"{p['fraction_of_best']:g}",
-                    cell(p["rate"]),
-                    cell(p["achieved_rps"]),
-                    *(cell(latency.get(k), 0) for k in ("p50", "p90", "p99", "max")),
-                    p["failure"] or str(p["errors"] + p["non_2xx"] if p["errors"] is not None else "–"),
+                    f"{p.fraction_of_best:g}" if p.fraction_of_best is not None else "–",
+                    cell(p.rate),
+                    cell(p.achieved_rps),
+                    *(cell(getattr(latency, k) if latency else None, 0) for k in ("p50", "p90", "p99", "max")),
+                    p.failure or cell(errors),
                 ]
             )
     header = ["service", "× best", "rate", "achieved", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"]
@@ -188,23 +187,23 @@ def _open_loop(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _sizes(report: Mapping[str, Any]) -> list[str]:
-    sized = {name: s["sizes"] for name, s in report["services"].items() if "sizes" in s}
+def _sizes(report: Report) -> list[str]:
+    sized = {name: s.sizes for name, s in report.services.items() if s.sizes is not None}
     if not sized:
         return []
     rows = []
     for name, points in sized.items():
         for p in points:
-            stages = p["stages_ms"]
+            means = {stage: figure.mean for stage, figure in p.stages_ms.items()}
             rows.append(
                 [
                     f"`{name}`",
-                    f"{p['width']}×{p['height']}",
-                    cell(p["megapixels"], 2),
-                    cell(p["body_bytes"] / 1e3, 0),
-                    cell(p["rps"]),
-                    *(cell(stages.get(k, {}).get("mean"), 2) for k in ("decode", "preprocess", "inference", "model")),
-                    p["failure"] or "",
+                    f"{p.width}×{p.height}",
+                    cell(p.megapixels, 2),
+                    cell(p.body_bytes / 1e3, 0),
+                    cell(p.rps),
+                    *(cell(means.get(k), 2) for k in ("decode", "preprocess", "inference", "model")),
+                    p.failure or "",
                 ]
             )
     header = ["service", "size", "MP", "body KB", "req/s", "decode ms", "preprocess ms", "inference ms", "model ms"]
@@ -221,5 +220,5 @@ def _sizes(report: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def side_by_side_sections(report: Mapping[str, Any]) -> list[str]:
+def side_by_side_sections(report: Report) -> list[str]:
     return [*_rounds(report), *_sweep(report), *_open_loop(report), *_sizes(report)]

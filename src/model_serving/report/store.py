@@ -1,15 +1,17 @@
-"""Keeping reports: ``reports/<run-id>/`` with report.json, summary.md and plots; ``reports/latest`` → newest."""
+"""Keeping reports: ``reports/<run-id>/`` with report.json, summary.md and plots; ``reports/latest`` → newest.
+
+A run's report is saved once, at the end of the run (perf/session.PerfRun.write_report), from its typed object.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from model_serving.report.plots import write_plots
+from model_serving.report.sections import Report
 from model_serving.report.summary import render_summary
 
 
@@ -19,10 +21,14 @@ def new_run_id(now: datetime | None = None) -> tuple[str, str]:
     return moment.strftime("%Y%m%dT%H%M%SZ"), moment.isoformat(timespec="seconds")
 
 
-def save_report(report: Mapping[str, Any], reports_dir: Path) -> Path:
-    folder = reports_dir / str(report["run_id"])
+REPORT_FILE = "report.json"
+
+
+def save_report(report: Report, reports_dir: Path) -> Path:
+    """report.json (the report's JSON), summary.md and the plots in ``reports_dir/<run_id>/``; that folder."""
+    folder = reports_dir / report.run_id
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (folder / REPORT_FILE).write_text(json.dumps(report.to_json(), indent=2) + "\n")
     (folder / "summary.md").write_text(render_summary(report))
     write_plots(report, folder)
     latest = reports_dir / "latest"
@@ -32,3 +38,8 @@ def save_report(report: Mapping[str, Any], reports_dir: Path) -> Path:
     os.symlink(folder.name, temporary)
     temporary.replace(latest)
     return folder
+
+
+def load_report(folder: Path) -> Report:
+    """The report saved in ``folder`` (its report.json), typed."""
+    return Report.from_json(json.loads((folder / REPORT_FILE).read_text()))

@@ -1,12 +1,13 @@
 """What a run could not measure, and why: the services' ``unavailable`` fields (a ``--target`` run: perf/target)
-behind an assertion that was not measured, and the summary's section listing them. Pure, over report.json's data."""
+behind an assertion that was not measured, and the summary's section listing them. Pure, over the report's
+service sections."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from model_serving.report.markdown import table
+from model_serving.report.sections import ServiceSection
 from model_serving.services import RATIO_PAIRS
 
 #: The service section's field each ratio metric is computed from (report/document.build_report).
@@ -25,7 +26,7 @@ METRIC_FIELDS = {
 NOT_RUN = "not measured in this run (its measurement was not selected, or did not complete)"
 
 
-def not_measured_reason(name: str, services: Mapping[str, Mapping[str, Any]]) -> str:
+def not_measured_reason(name: str, services: Mapping[str, ServiceSection]) -> str:
     """Why the ratio of threshold ``name`` (``<metric>.<ratio>.<min|max>``) has no figure: a service it needs was
     not measured, or a figure it needs is unavailable in this run (with the reason), else :data:`NOT_RUN`."""
     metric, ratio, _ = name.rsplit(".", 2)
@@ -34,17 +35,17 @@ def not_measured_reason(name: str, services: Mapping[str, Mapping[str, Any]]) ->
         section = services.get(service)
         if section is None:
             return f"{service} was not measured in this run"
-        why = (section.get("unavailable") or {}).get(figure) if figure else None
+        why = (section.unavailable or {}).get(figure) if figure else None
         if why:
             return f"{service}: {why}"
     return NOT_RUN
 
 
-def unavailable_lines(services: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def unavailable_lines(services: Mapping[str, ServiceSection]) -> list[str]:
     """The summary's "Not available" section: each figure with the services it is missing for and why."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for name, section in services.items():
-        for figure, why in (section.get("unavailable") or {}).items():
+        for figure, why in (section.unavailable or {}).items():
             grouped.setdefault((figure, why), []).append(name)
     if not grouped:
         return []
