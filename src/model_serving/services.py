@@ -30,28 +30,26 @@ class Service:
     kind: str = "python"  # "python": wheels + packages on a Python base; "rust": a binary on scratch
 
 
+def _python_service(
+    name: str, label: str, port: int, package: str, model_role: str, predictor: str, colour: str
+) -> Service:
+    """A FastAPI service: its package beside the two shared ones, benched through ``serving_common.bench``."""
+    return Service(
+        name=name,
+        label=label,
+        port=port,
+        directory=SERVICES_DIR / package,
+        packages=(_package(package), _package("serving_common"), _package("model_core")),
+        model_roles=(model_role,),
+        bench_command=("python", "-m", "serving_common.bench", f"{package}.predictor:{predictor}"),
+        colour=colour,
+    )
+
+
 #: In the order reports show them; a later service is the one a ratio puts on top (:func:`ratio_pairs`).
 REGISTRY: tuple[Service, ...] = (
-    Service(
-        name="torch-serving",
-        label="torch",
-        port=8081,
-        directory=SERVICES_DIR / "torch_serving",
-        packages=(_package("torch_serving"), _package("serving_common"), _package("model_core")),
-        model_roles=("state_dict",),
-        bench_command=("python", "-m", "serving_common.bench", "torch_serving.predictor:TorchPredictor"),
-        colour="#d62728",
-    ),
-    Service(
-        name="onnx-serving",
-        label="onnx",
-        port=8080,
-        directory=SERVICES_DIR / "onnx_serving",
-        packages=(_package("onnx_serving"), _package("serving_common"), _package("model_core")),
-        model_roles=("onnx_optimized",),
-        bench_command=("python", "-m", "serving_common.bench", "onnx_serving.predictor:OnnxPredictor"),
-        colour="#1f77b4",
-    ),
+    _python_service("torch-serving", "torch", 8081, "torch_serving", "state_dict", "TorchPredictor", "#d62728"),
+    _python_service("onnx-serving", "onnx", 8080, "onnx_serving", "onnx_optimized", "OnnxPredictor", "#1f77b4"),
     Service(
         name="rust-onnx-serving",
         label="rust",
