@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 # The onnxruntime wheel records telemetry (files under ~/.cache/Microsoft) unless told not to.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -16,9 +17,29 @@ import pytest
 from model_serving.artifacts import Artifacts, ModelSource, export
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.paths import DEFAULT_MODEL_DIR
-from model_serving.progress import terminal_progress
 from model_serving.services import SERVICE_NAMES
 from model_serving.sources.options import add_model_uri_options
+
+log = logging.getLogger(__name__)
+
+# Progress goes through logging, shown live by pytest (log_cli in pyproject.toml). INFO is shown from the suite's
+# own code only: testcontainers, docker, urllib3, httpx (a line per request), locust and torch log at INFO too.
+_OWN_LOGGER = "model_serving"
+_OWN_FILES = (str(Path(__file__).parent / "tests"), __file__)
+
+
+def _shown_live(record: logging.LogRecord) -> bool:
+    """WARNING and above from everyone; INFO from model_serving's loggers and from the tests."""
+    if record.levelno >= logging.WARNING:
+        return True
+    return record.name.split(".")[0] == _OWN_LOGGER or record.pathname.startswith(_OWN_FILES)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The logging plugin registers itself after conftest's pytest_configure; by session start its handler exists.
+    plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+    if plugin is not None:
+        plugin.log_cli_handler.addFilter(_shown_live)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,21 +89,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
-    """Progress lines shown on the terminal as they happen (pytest would capture a plain print)."""
-    return terminal_progress(pytestconfig, "model-serving")
-
-
-@pytest.fixture(scope="session")
-def default_artifacts(progress: Callable[[str], None]) -> Artifacts:
+def default_artifacts() -> Artifacts:
     """The default model's artifacts, exported once (and reused across runs while the recipe is unchanged)."""
-    export(DEFAULT_MODEL_DIR, ModelSource(), progress=progress)
+    export(DEFAULT_MODEL_DIR, ModelSource())
     return Artifacts.open(DEFAULT_MODEL_DIR)
 
 
 @pytest.fixture(scope="session")
-def corpus(progress: Callable[[str], None]) -> list[Path]:
-    return corpus_paths(progress=progress)
+def corpus() -> list[Path]:
+    return corpus_paths()
 
 
 @pytest.fixture(scope="session")
@@ -101,21 +116,21 @@ def cpus(request: pytest.FixtureRequest) -> float:
 
 
 @pytest.fixture(scope="session")
-def service_images(default_artifacts: Artifacts, progress: Callable[[str], None]) -> Iterator[dict]:
+def service_images(default_artifacts: Artifacts) -> Iterator[dict]:
     """Every service image, built once per session (or reused when its content hash is unchanged)."""
     from model_serving.docker.build import build_service_image
     from model_serving.docker.containers import remove_leftovers
 
-    images = {name: build_service_image(name, default_artifacts.directory, progress) for name in SERVICE_NAMES}
+    images = {name: build_service_image(name, default_artifacts.directory) for name in SERVICE_NAMES}
     yield images
     # Belt and braces: every fixture removes its own container; this catches anything a crash left behind.
     left = remove_leftovers()
     if left:
-        progress(f"removed leftover containers: {', '.join(left)}")
+        log.info(f"removed leftover containers: {', '.join(left)}")
 
 
 @pytest.fixture(scope="session")
-def services(service_images: dict, cpus: float, progress: Callable[[str], None]) -> Iterator[dict]:
+def services(service_images: dict, cpus: float) -> Iterator[dict]:
     """All services running side by side for the whole session; every container removed at the end."""
     from model_serving.docker.containers import run_service
 
@@ -123,5 +138,5 @@ def services(service_images: dict, cpus: float, progress: Callable[[str], None])
         running = {}
         for name, image in service_images.items():
             running[name] = stack.enter_context(run_service(name, image.tag, cpus))
-            progress(f"{name} healthy at {running[name].base_url} after {running[name].startup_s:.2f} s")
+            log.info(f"{name} healthy at {running[name].base_url} after {running[name].startup_s:.2f} s")
         yield running

@@ -9,8 +9,9 @@ is written last; a folder without one is an unfinished export.
 from __future__ import annotations
 
 import json
+import logging
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ FILES = {"state_dict": "state_dict.pt", "onnx": "model.onnx", "onnx_optimized": 
 SPLIT_FILES = {"onnx_preprocess": "preprocess.optimized.onnx", "onnx_network": "network.optimized.onnx"}
 EXPORT_TOLERANCE = 1e-4  # max |Δp| between the torch reference and the exported graph on a probe image
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,12 @@ class ModelSource:
         state_dict_uri: str | None = None,
         onnx_uri: str | None = None,
         seed: int = DEFAULT_SEED,
-        progress: Progress | None = None,
         cache_dir: Path | None = None,
     ) -> ModelSource:
         """Resolve (download when remote, cached by generation) the state dict and the prebuilt ONNX model."""
 
         def resolve(uri: str | None) -> ResolvedSource | None:
-            return resolve_model_uri(uri, cache_dir=cache_dir, progress=progress) if uri else None
+            return resolve_model_uri(uri, cache_dir=cache_dir) if uri else None
 
         return cls(state_dict=resolve(state_dict_uri), onnx=resolve(onnx_uri), seed=seed)
 
@@ -172,12 +172,12 @@ def optimize_onnx(source: Path, target: Path, level: ort.GraphOptimizationLevel 
     onnx.save(canonicalize_names(onnx.load(str(target))), str(target))
 
 
-def split_served_graph(served: Path, out: Path, progress: Progress) -> dict[str, Path]:
+def split_served_graph(served: Path, out: Path) -> dict[str, Path]:
     """The preprocessing sub-graph (``image`` → ``pixel_values``) and the network (→ ``probabilities``) of a
     derived graph, each optimized offline; none for a prebuilt graph that has no ``pixel_values`` joint."""
     graph = onnx.load(str(served))
     if PIXELS_NAME not in {name for node in graph.graph.node for name in node.output}:
-        progress(f"the served graph has no '{PIXELS_NAME}' joint: no preprocessing/network split for the bench")
+        log.info(f"the served graph has no '{PIXELS_NAME}' joint: no preprocessing/network split for the bench")
         return {}
     halves = {"onnx_preprocess": ([INPUT_NAME], [PIXELS_NAME]), "onnx_network": ([PIXELS_NAME], [OUTPUT_NAME])}
     paths = {}
@@ -224,17 +224,17 @@ def _prebuilt_onnx(source: ResolvedSource) -> onnx.ModelProto:
     return with_served_names(model)
 
 
-def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[str, Any]:
+def export(out: Path, source: ModelSource) -> dict[str, Any]:
     """Make (or reuse) the artifacts in ``out``; return the manifest."""
     recipe = _recipe(source)
     existing = _reusable(out, recipe)
     if existing is not None:
-        progress(f"artifacts in {out} are up to date (model_id {existing['model_id'][:12]}); nothing to do")
+        log.info(f"artifacts in {out} are up to date (model_id {existing['model_id'][:12]}); nothing to do")
         return existing
 
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_NAME).unlink(missing_ok=True)
-    progress(
+    log.info(
         "building the default model (seeded, calibrated)"
         if source.state_dict is None
         else f"loading the state dict {source.state_dict.uri}"
@@ -245,16 +245,16 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
     torch.save(state, paths["state_dict"])
 
     if source.onnx is None:
-        progress("exporting to ONNX with preprocessing inside")
+        log.info("exporting to ONNX with preprocessing inside")
         onnx.save(served_model(model), paths["onnx"])
         difference = _check_export(model, paths["onnx"])
     else:
-        progress(f"checking the prebuilt ONNX model {source.onnx.uri} against the input contract and the state dict")
+        log.info(f"checking the prebuilt ONNX model {source.onnx.uri} against the input contract and the state dict")
         onnx.save(_prebuilt_onnx(source.onnx), paths["onnx"])
         difference = _check_export(model, paths["onnx"], prebuilt_from=source.onnx.uri)
-    progress("optimizing offline (ORT_ENABLE_EXTENDED: the layout transforms are made as the services load)")
+    log.info("optimizing offline (ORT_ENABLE_EXTENDED: the layout transforms are made as the services load)")
     optimize_onnx(paths["onnx"], paths["onnx_optimized"])
-    paths.update(split_served_graph(paths["onnx"], out, progress))
+    paths.update(split_served_graph(paths["onnx"], out))
 
     manifest = {
         "schema_version": 1,
@@ -283,5 +283,5 @@ def export(out: Path, source: ModelSource, progress: Progress = print) -> dict[s
     partial = out / (MANIFEST_NAME + ".partial")
     partial.write_text(json.dumps(manifest, indent=2) + "\n")
     partial.replace(out / MANIFEST_NAME)
-    progress(f"wrote {out / MANIFEST_NAME} (model_id {manifest['model_id'][:12]})")
+    log.info(f"wrote {out / MANIFEST_NAME} (model_id {manifest['model_id'][:12]})")
     return manifest

@@ -3,7 +3,8 @@ per-request cost of each path on the benchmark payload (one thread)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from model_serving.client import served_corpus_probabilities
 from model_serving.corpus import benchmark_payload_paths, corpus_paths
 from model_serving.inference import Classifier, onnx_classifier, torch_classifier
 from model_serving.stage_split import format_stage_splits, stage_splits
+
+log = logging.getLogger(__name__)
 
 
 def corpus_probabilities(classifier: Classifier, paths: Sequence[Path]) -> np.ndarray:
@@ -43,11 +46,11 @@ class CorpusSpread:
         return cls(len(set(probabilities.argmax(axis=1).tolist())), float(np.median(top_margins(probabilities))))
 
 
-def run_check(model_dir: Path, image_dir: Path, seconds: float, progress: Callable[[str], None]) -> int:
+def run_check(model_dir: Path, image_dir: Path, seconds: float) -> int:
     artifacts = Artifacts.open(model_dir)
-    paths = corpus_paths(image_dir, progress=progress)
+    paths = corpus_paths(image_dir)
     names = [p.name for p in paths]
-    progress(f"running {len(paths)} corpus images through torch and ONNX Runtime")
+    log.info(f"running {len(paths)} corpus images through torch and ONNX Runtime")
     reference = corpus_probabilities(torch_classifier(artifacts), paths)
     optimized = corpus_probabilities(onnx_classifier(artifacts), paths)
     agreement: Agreement = compare(names, reference, optimized)
@@ -61,7 +64,7 @@ def run_check(model_dir: Path, image_dir: Path, seconds: float, progress: Callab
     print("  " + ", ".join(f"{c}={n}" for c, n in zip(CLASSES, counts, strict=True) if n))
 
     jpeg, _ = benchmark_payload_paths(image_dir)
-    progress(f"in-process stages on {jpeg.name}, one thread, about {seconds * 1.5:.0f} s per service")
-    splits = stage_splits(artifacts, jpeg.read_bytes(), seconds, progress)
+    log.info(f"in-process stages on {jpeg.name}, one thread, about {seconds * 1.5:.0f} s per service")
+    splits = stage_splits(artifacts, jpeg.read_bytes(), seconds)
     print(format_stage_splits(splits, jpeg.name))
     return 0 if agreement.ok else 1

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from model_serving.paths import DEFAULT_MODEL_DIR, GENERATED_IMAGES_DIR, USER_MODEL_DIR
 from model_serving.sources.options import add_model_uri_options
 
+log = logging.getLogger(__name__)
 
-def _progress(message: str) -> None:
-    print(f"[model-serving] {message}", file=sys.stderr, flush=True)
+LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%H:%M:%S"
 
 
 def _export(args: argparse.Namespace) -> int:
     from model_serving.artifacts import ModelSource, export
 
-    source = ModelSource.from_uris(args.state_dict, args.onnx_model, args.seed, progress=_progress)
+    source = ModelSource.from_uris(args.state_dict, args.onnx_model, args.seed)
     out = args.out or (USER_MODEL_DIR if args.state_dict or args.onnx_model else DEFAULT_MODEL_DIR)
-    manifest = export(out, source, progress=_progress)
+    manifest = export(out, source)
     print(manifest["model_id"])
     return 0
 
@@ -31,10 +33,10 @@ def _build(args: argparse.Namespace) -> int:
     try:
         chosen = parse_services(args.services)
     except ValueError as error:
-        _progress(str(error))
+        log.error(str(error))
         return 2
     for name in chosen:
-        image = build_service_image(name, args.model, _progress)
+        image = build_service_image(name, args.model)
         print(f"{image.tag}  (also {image.tag.rsplit(':', 1)[0]}:latest, {image.size_mb:.1f} MB)")
     return 0
 
@@ -42,10 +44,10 @@ def _build(args: argparse.Namespace) -> int:
 def _images(args: argparse.Namespace) -> int:
     from model_serving.corpus import benchmark_payload_paths, corpus_paths
 
-    paths = corpus_paths(args.dir, progress=_progress)
+    paths = corpus_paths(args.dir)
     jpeg, body = benchmark_payload_paths(args.dir)
-    _progress(f"{len(paths)} corpus images in {args.dir / 'corpus'}")
-    _progress(
+    log.info(f"{len(paths)} corpus images in {args.dir / 'corpus'}")
+    log.info(
         f"benchmark image {jpeg} ({jpeg.stat().st_size / 1000:.0f} KB), "
         f"request body {body} ({body.stat().st_size / 1000:.0f} KB)"
     )
@@ -69,17 +71,17 @@ def _bench(args: argparse.Namespace) -> int:
     from model_serving import paths
 
     if not (paths.ROOT / "tests" / "perf").is_dir():
-        _progress(f"no tests/perf under {paths.ROOT}: run this in the project's checkout (or set MODEL_SERVING_ROOT)")
+        log.error(f"no tests/perf under {paths.ROOT}: run this in the project's checkout (or set MODEL_SERVING_ROOT)")
         return 2
     argv = bench_argv(args.target, args.profile, args.reports_dir, args.pytest_args, paths.ROOT, sys.executable)
-    _progress(" ".join(argv[1:]))
+    log.info(" ".join(argv[1:]))
     return subprocess.call(argv, cwd=paths.ROOT)
 
 
 def _check(args: argparse.Namespace) -> int:
     from model_serving.checks import run_check
 
-    return run_check(args.model, args.dir, args.seconds, progress=_progress)
+    return run_check(args.model, args.dir, args.seconds)
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def _load(args: argparse.Namespace) -> int:
         bind_host=args.master_bind_host,
         master_port=args.master_port,
     )
-    outcome = run_locust(spec, progress=_progress)
+    outcome = run_locust(spec)
     figures = load_figures(outcome.report) if outcome.report else {}
     print(json.dumps({**figures, "failure": outcome.failure}, indent=2))
     return 0 if outcome.ok else 1
@@ -174,8 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging() -> None:
+    """The suite's progress lines (INFO) on stderr; other libraries' only from WARNING (httpx alone logs every
+    request at INFO)."""
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr)
+    logging.getLogger("model_serving").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     from model_core.errors import ModelError
 
     try:

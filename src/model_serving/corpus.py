@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from PIL import Image
 
 from model_serving.imagegen import synthetic_photo
 from model_serving.paths import GENERATED_IMAGES_DIR
+
+log = logging.getLogger(__name__)
 
 BENCHMARK_SIZE = (1200, 727)
 # Chosen so that the JSON body is about upstream's 304 KB (1200×727 JPEG, base64).
@@ -104,7 +107,7 @@ CORPUS: tuple[CorpusImage, ...] = (
 )
 
 
-def corpus_paths(directory: Path = GENERATED_IMAGES_DIR, progress: Callable[[str], None] | None = None) -> list[Path]:
+def corpus_paths(directory: Path = GENERATED_IMAGES_DIR) -> list[Path]:
     """Write every corpus image that is not there yet; return all paths in corpus order."""
     target = directory / "corpus"
     target.mkdir(parents=True, exist_ok=True)
@@ -112,8 +115,7 @@ def corpus_paths(directory: Path = GENERATED_IMAGES_DIR, progress: Callable[[str
     for entry in CORPUS:
         path = target / entry.filename
         if not path.exists():
-            if progress:
-                progress(f"generating {entry.filename}")
+            log.info(f"generating {entry.filename}")
             _write_atomically(path, entry.encode())
         paths.append(path)
     return paths

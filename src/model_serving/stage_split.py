@@ -8,10 +8,11 @@ The two ratios the services are held to (issue 12) come from the same loops: the
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from model_serving.paths import ROOT
 from model_serving.perf.measure import bench_figures
 from serving_common import allocator, bench
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 #: Targets on preprocessing ÷ network (issue 12): the graph's preprocessing costs no more than its network, and
 #: torch-serving's no more than half the eager network.
@@ -69,10 +70,8 @@ def _ort_library() -> Path:
     return found[-1]
 
 
-def _rust_split(
-    model_dir: Path, manifest: Mapping[str, Any], image: bytes, seconds: float, progress: Progress
-) -> StageSplit:
-    binary = release_binary(ROOT / "rust_onnx_serving", progress)
+def _rust_split(model_dir: Path, manifest: Mapping[str, Any], image: bytes, seconds: float) -> StageSplit:
+    binary = release_binary(ROOT / "rust_onnx_serving")
     halves = [str(model_dir / manifest["files"][role]["path"]) for role in SPLIT_FILES]
     environment = {
         **os.environ,
@@ -97,23 +96,23 @@ def _rust_split(
     return StageSplit.of("rust-onnx-serving", bench_figures(done.stdout)["stages_ms"])
 
 
-def stage_splits(artifacts: Artifacts, image: bytes, seconds: float, progress: Progress) -> list[StageSplit]:
+def stage_splits(artifacts: Artifacts, image: bytes, seconds: float) -> list[StageSplit]:
     """The three services' splits, one after the other (each ratio is within one service's loop)."""
     from onnx_serving.predictor import OnnxPredictor
 
     halves = [artifacts.path(role) for role in SPLIT_FILES]
     if not allocator.apply_in_process():  # as the images run
-        progress("glibc's mallopt is not available: the Python stages run with this allocator's defaults")
-    progress("torch-serving: in-process stages")
+        log.warning("glibc's mallopt is not available: the Python stages run with this allocator's defaults")
+    log.info("torch-serving: in-process stages")
     splits = [_python_split("torch-serving", torch_classifier(artifacts, threads=1).predictor, None, image, seconds)]
-    progress("onnx-serving: in-process stages")
+    log.info("onnx-serving: in-process stages")
     onnx = OnnxPredictor(artifacts.path("onnx_optimized"), threads=1)
     splits.append(_python_split("onnx-serving", onnx, OnnxPredictor.split(*halves, threads=1), image, seconds))
-    progress("rust-onnx-serving: in-process stages (its --bench)")
+    log.info("rust-onnx-serving: in-process stages (its --bench)")
     try:
-        splits.append(_rust_split(artifacts.directory, artifacts.manifest, image, seconds, progress))
+        splits.append(_rust_split(artifacts.directory, artifacts.manifest, image, seconds))
     except RustBuildError as error:
-        progress(f"rust-onnx-serving: not measured: {error}")
+        log.warning(f"rust-onnx-serving: not measured: {error}")
     return splits
 
 

@@ -9,6 +9,7 @@ The file is configured only through environment variables (images, host ports, h
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import shutil
@@ -25,7 +26,7 @@ from model_serving.docker.containers import wait_until_healthy
 from model_serving.docker.engine import client, engine_host
 from model_serving.services import REPOSITORY_ROOT, SERVICES
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 COMPOSE_FILE = REPOSITORY_ROOT / "docker-compose.yaml"
 COMPOSE_ENV = "MODEL_SERVING_COMPOSE"
@@ -130,12 +131,12 @@ class ComposeProject:
 
 @contextmanager
 def compose_up(
-    project: ComposeProject, ports: Mapping[str, int], timeout_s: float = 180.0, progress: Progress = print
+    project: ComposeProject, ports: Mapping[str, int], timeout_s: float = 180.0
 ) -> Iterator[dict[str, ComposedService]]:
     """``up -d``; yield every service once it answers 200 on ``GET /`` at its host port; ``down`` in all cases."""
     try:
         started = time.monotonic()
-        progress(f"compose: {project.name}: up -d ({shlex.join(project.command)})")
+        log.info(f"compose: {project.name}: up -d ({shlex.join(project.command)})")
         project.run("up", "-d", timeout_s=timeout_s)
         containers = project.containers()
         if set(containers) != set(ports):
@@ -149,11 +150,11 @@ def compose_up(
                     f"{project.name}: {name} did not answer 200 on GET {url}/ within {timeout_s:.0f} s of `up`."
                     f" Logs:\n{project.logs()}"
                 )
-            progress(f"compose: {name} answers at {url} ({time.monotonic() - started:.1f} s after up)")
+            log.info(f"compose: {name} answers at {url} ({time.monotonic() - started:.1f} s after up)")
             running[name] = ComposedService(name, containers[name], url)
         yield running
     finally:
-        progress(f"compose: {project.name}: down --volumes --remove-orphans")
+        log.info(f"compose: {project.name}: down --volumes --remove-orphans")
         project.down()
 
 
@@ -165,15 +166,13 @@ def _is_running(container: Container) -> Callable[[], bool]:
     return check
 
 
-def wait_for_docker_health(
-    container: Container, timeout_s: float, poll_s: float = 0.5, progress: Progress = print
-) -> str:
+def wait_for_docker_health(container: Container, timeout_s: float, poll_s: float = 0.5) -> str:
     """The container's Docker health status once it is no longer ``starting`` (or when the time is up)."""
     deadline = time.monotonic() + timeout_s
     while True:
         container.reload()
         status = str(container.attrs["State"].get("Health", {}).get("Status", "none"))
         if status != "starting" or time.monotonic() >= deadline:
-            progress(f"compose: {container.name}: health {status}")
+            log.info(f"compose: {container.name}: health {status}")
             return status
         time.sleep(poll_s)

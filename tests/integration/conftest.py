@@ -94,21 +94,19 @@ def user_weights() -> UserWeights:
 
 
 @pytest.fixture(scope="session")
-def user_artifacts(user_weights: UserWeights, progress: Callable[[str], None]) -> Artifacts:
+def user_artifacts(user_weights: UserWeights) -> Artifacts:
     """The user's model exported (reused while the weights and the recipe are unchanged)."""
     out = USER_MODEL_DIR / "export"
-    export(out, ModelSource.from_uris(str(user_weights.path)), progress=progress)
+    export(out, ModelSource.from_uris(str(user_weights.path)))
     return Artifacts.open(out)
 
 
 @pytest.fixture(scope="session")
-def user_model_images(user_artifacts: Artifacts, progress: Callable[[str], None]) -> dict[str, BuiltImage]:
+def user_model_images(user_artifacts: Artifacts) -> dict[str, BuiltImage]:
     """The three service images of the user's model: the one set every test that serves a model other than the
     default uses. Built once, and kept like the default model's (found by tag next time); not tagged :latest,
     which is what docker-compose.yaml runs."""
-    return {
-        name: build_service_image(name, user_artifacts.directory, progress, tag_latest=False) for name in SERVICE_NAMES
-    }
+    return {name: build_service_image(name, user_artifacts.directory, tag_latest=False) for name in SERVICE_NAMES}
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ capacity figures of all three and names the figures it could not take. (One proj
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -37,6 +38,8 @@ from model_serving.services import REPOSITORY_ROOT, SERVICE_NAMES
 
 pytestmark = pytest.mark.integration
 
+log = logging.getLogger(__name__)
+
 COMMAND = compose_command()
 requires_compose = pytest.mark.skipif(
     COMMAND is None, reason="neither `docker compose` (v2 plugin) nor `docker-compose` is installed"
@@ -58,8 +61,8 @@ def project(service_images, cpus, ports) -> ComposeProject:
 
 
 @pytest.fixture(scope="module")
-def composed(project, ports, progress) -> Iterator[dict[str, ComposedService]]:
-    with compose_up(project, ports, progress=progress) as running:
+def composed(project, ports) -> Iterator[dict[str, ComposedService]]:
+    with compose_up(project, ports) as running:
         yield running
 
 
@@ -69,14 +72,14 @@ def test_the_compose_file_is_valid(project):
 
 
 @requires_compose
-def test_compose_runs_the_three_services_like_the_suite(composed, service_images, cpus, benchmark_body, progress):
+def test_compose_runs_the_three_services_like_the_suite(composed, service_images, cpus, benchmark_body):
     assert set(composed) == set(SERVICE_NAMES)
     predictions = {}
     for name, service in composed.items():
         response = httpx.post(f"{service.base_url}/predict/", content=benchmark_body, headers=_JSON, timeout=60)
         assert response.status_code == 200, f"{name}: {response.status_code} {response.text}"
         predictions[name] = response.json()["prediction"]
-    progress(f"compose: predictions {predictions}")
+    log.info(f"compose: predictions {predictions}")
     assert len(set(predictions.values())) == 1, predictions
 
     for name, service in composed.items():
@@ -89,9 +92,9 @@ def test_compose_runs_the_three_services_like_the_suite(composed, service_images
 
 
 @requires_compose
-def test_every_compose_healthcheck_reports_healthy(composed, progress):
+def test_every_compose_healthcheck_reports_healthy(composed):
     # The first probe runs one interval (10 s) after start; the services already answer GET /.
-    statuses = {name: wait_for_docker_health(s.container, 60, progress=progress) for name, s in composed.items()}
+    statuses = {name: wait_for_docker_health(s.container, 60) for name, s in composed.items()}
     assert statuses == dict.fromkeys(SERVICE_NAMES, "healthy")
 
 
@@ -117,7 +120,7 @@ CONTAINER_TESTS = ("test_startup", "test_memory_over_requests", "test_against_us
 
 
 @pytest.fixture(scope="module")
-def target_run(composed, tmp_path_factory, progress) -> tuple[subprocess.CompletedProcess[str], Path]:
+def target_run(composed, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """The perf suite against the compose services, as a user runs it, with no Docker engine within its reach."""
     folder = tmp_path_factory.mktemp("target-run")
     target = ",".join(f"{name}={service.base_url}" for name, service in composed.items())
@@ -125,12 +128,12 @@ def target_run(composed, tmp_path_factory, progress) -> tuple[subprocess.Complet
     argv += ["--reports-dir", str(folder / "reports"), f"--junitxml={folder / 'junit.xml'}"]
     env = {**os.environ, "DOCKER_HOST": f"unix://{folder / 'no-engine.sock'}"}
     env.pop("MODEL_SERVING_ENGINE_HOST", None)
-    progress(f"target run: pytest -m perf --target {target} {' '.join(PERF_ARGS)}")
+    log.info(f"target run: pytest -m perf --target {target} {' '.join(PERF_ARGS)}")
     started = time.monotonic()
     result = subprocess.run(
         argv, cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=PERF_TIMEOUT_S, check=False
     )
-    progress(f"target run: exit {result.returncode} after {time.monotonic() - started:.0f} s")
+    log.info(f"target run: exit {result.returncode} after {time.monotonic() - started:.0f} s")
     return result, folder
 
 

@@ -8,7 +8,7 @@ images serve exactly what the export from Cloud Storage made, and need not be re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 
 import httpx
@@ -36,17 +36,15 @@ def gcs_uri(gcs_emulator, user_weights) -> str:
 
 
 @pytest.fixture(scope="module")
-def gcs_artifacts(gcs_uri: str, tmp_path_factory: pytest.TempPathFactory, progress: Callable[[str], None]) -> Artifacts:
+def gcs_artifacts(gcs_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
     cache = tmp_path_factory.mktemp("gcs-cache")
     out = tmp_path_factory.mktemp("artifacts") / "user"
-    export(out, ModelSource.from_uris(gcs_uri, progress=progress, cache_dir=cache), progress=progress)
+    export(out, ModelSource.from_uris(gcs_uri, cache_dir=cache))
     return Artifacts.open(out)
 
 
 @pytest.fixture(scope="module")
-def gcs_services(
-    user_model_images: dict, cpus: float, progress: Callable[[str], None]
-) -> Iterator[dict[str, RunningService]]:
+def gcs_services(user_model_images: dict, cpus: float) -> Iterator[dict[str, RunningService]]:
     with ExitStack() as stack:
         running = {}
         for name in SERVICE_NAMES:

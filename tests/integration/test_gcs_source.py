@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from logged import model_serving_messages
 from storage_emulator import StorageEmulator, run_storage_emulator
 
 from model_core.errors import ModelError
@@ -97,11 +98,9 @@ def refusing_server(request) -> Iterator[RefusingServer]:
         thread.join()
 
 
-def test_downloads_the_state_dict(gcs_bucket, uploaded, state_dict_file, tmp_path, no_dotenv):
-    messages: list[str] = []
-    resolved = resolve_model_uri(
-        f"gs://{gcs_bucket.name}/{OBJECT}", cache_dir=tmp_path / "cache", progress=messages.append
-    )
+def test_downloads_the_state_dict(gcs_bucket, uploaded, state_dict_file, tmp_path, no_dotenv, caplog):
+    with model_serving_messages(caplog) as messages:
+        resolved = resolve_model_uri(f"gs://{gcs_bucket.name}/{OBJECT}", cache_dir=tmp_path / "cache")
 
     assert (
         resolved.path
@@ -121,12 +120,12 @@ def test_downloads_the_state_dict(gcs_bucket, uploaded, state_dict_file, tmp_pat
     assert model_id(load_state_dict_file(resolved.path).state_dict()) == model_id(expected)
 
 
-def test_second_fetch_uses_the_cache(gcs_bucket, uploaded, tmp_path, no_dotenv):
+def test_second_fetch_uses_the_cache(gcs_bucket, uploaded, tmp_path, no_dotenv, caplog):
     uri = f"gs://{gcs_bucket.name}/{OBJECT}"
     first = resolve_model_uri(uri, cache_dir=tmp_path)
     before = first.path.stat()
-    messages: list[str] = []
-    second = resolve_model_uri(uri, cache_dir=tmp_path, progress=messages.append)
+    with model_serving_messages(caplog) as messages:
+        second = resolve_model_uri(uri, cache_dir=tmp_path)
 
     assert second.path == first.path
     after = second.path.stat()
@@ -144,7 +143,7 @@ def test_fetch_reports_whether_it_downloaded(gcs_bucket, uploaded, tmp_path, no_
     assert first.crc32c == uploaded.crc32c
 
 
-def test_a_new_generation_is_downloaded_afresh(gcs_bucket, uploaded, tmp_path, no_dotenv):
+def test_a_new_generation_is_downloaded_afresh(gcs_bucket, uploaded, tmp_path, no_dotenv, caplog):
     uri = f"gs://{gcs_bucket.name}/{OBJECT}"
     old = resolve_model_uri(uri, cache_dir=tmp_path)
     torch.manual_seed(8)
@@ -154,8 +153,8 @@ def test_a_new_generation_is_downloaded_afresh(gcs_bucket, uploaded, tmp_path, n
     blob.upload_from_filename(str(replacement))
     blob.reload()
 
-    messages: list[str] = []
-    new = resolve_model_uri(uri, cache_dir=tmp_path, progress=messages.append)
+    with model_serving_messages(caplog) as messages:
+        new = resolve_model_uri(uri, cache_dir=tmp_path)
 
     assert new.generation == blob.generation != old.generation
     assert new.path != old.path
@@ -164,13 +163,13 @@ def test_a_new_generation_is_downloaded_afresh(gcs_bucket, uploaded, tmp_path, n
     assert messages[0].startswith(f"downloading {uri} (generation {blob.generation}, ")
 
 
-def test_a_corrupt_cached_file_is_downloaded_again(gcs_bucket, uploaded, state_dict_file, tmp_path, no_dotenv):
+def test_a_corrupt_cached_file_is_downloaded_again(gcs_bucket, uploaded, state_dict_file, tmp_path, no_dotenv, caplog):
     uri = f"gs://{gcs_bucket.name}/{OBJECT}"
     cached = resolve_model_uri(uri, cache_dir=tmp_path).path
     cached.write_bytes(b"\0" * cached.stat().st_size)  # same size, wrong bytes
 
-    messages: list[str] = []
-    again = resolve_model_uri(uri, cache_dir=tmp_path, progress=messages.append)
+    with model_serving_messages(caplog) as messages:
+        again = resolve_model_uri(uri, cache_dir=tmp_path)
 
     assert again.path == cached
     assert cached.read_bytes() == state_dict_file.read_bytes()

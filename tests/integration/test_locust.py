@@ -4,6 +4,8 @@ answer, from a local server or from the service, makes the run a failed measurem
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 from jsonschema import Draft202012Validator
@@ -16,14 +18,12 @@ from model_serving.report.schema import report_schema
 
 pytestmark = pytest.mark.integration
 
+log = logging.getLogger(__name__)
+
 SERVICE = "rust-onnx-serving"  # the quickest of the three: more requests in the same few seconds
 WORKERS = 2
 USERS = 4
 RUN_TIME_S = 4
-
-
-def _quiet(_line: str) -> None:
-    pass
 
 
 def _answers(base_url: str) -> dict[str, float]:
@@ -47,12 +47,12 @@ def bad_body(tmp_path):
     return path
 
 
-def test_distributed_run_against_a_service(services, benchmark_body, tmp_path, progress):
+def test_distributed_run_against_a_service(services, benchmark_body, tmp_path):
     service = services[SERVICE]
     payload = tmp_path / "payload.json"
     payload.write_bytes(benchmark_body)
     before = _answers(service.base_url)
-    outcome = run_locust(LocustSpec(service.base_url, payload, USERS, RUN_TIME_S, WORKERS), "locust", progress)
+    outcome = run_locust(LocustSpec(service.base_url, payload, USERS, RUN_TIME_S, WORKERS), "locust")
     after = _answers(service.base_url)
     assert outcome.ok, outcome.failure
     assert outcome.exit_code == 0
@@ -70,7 +70,7 @@ def test_distributed_run_against_a_service(services, benchmark_body, tmp_path, p
     section = _load_section(outcome)
     assert section["requests"] == report.complete
     assert section["failure"] is None
-    progress(
+    log.info(
         f"locust against {SERVICE}: {report.complete} requests, {report.rps:.1f} req/s, p50 "
         f"{report.latency_ms['p50']:.0f} ms, p99 {report.latency_ms['p99']:.0f} ms"
     )
@@ -78,7 +78,7 @@ def test_distributed_run_against_a_service(services, benchmark_body, tmp_path, p
 
 def test_non_2xx_answers_from_a_local_server_fail_the_measurement(bad_body):
     with status_server(every=5, status=503) as url:
-        outcome = run_locust(LocustSpec(url, bad_body, 2, 2, WORKERS), progress=_quiet)
+        outcome = run_locust(LocustSpec(url, bad_body, 2, 2, WORKERS))
     assert not outcome.ok
     assert outcome.exit_code == 1  # --exit-code-on-error 1
     report = outcome.report
@@ -94,7 +94,7 @@ def test_non_2xx_answers_from_a_local_server_fail_the_measurement(bad_body):
 
 
 def test_a_bad_body_against_the_service_fails_the_measurement(services, bad_body):
-    outcome = run_locust(LocustSpec(services[SERVICE].base_url, bad_body, 2, 2, WORKERS), progress=_quiet)
+    outcome = run_locust(LocustSpec(services[SERVICE].base_url, bad_body, 2, 2, WORKERS))
     assert not outcome.ok
     report = outcome.report
     assert report is not None
@@ -103,7 +103,7 @@ def test_a_bad_body_against_the_service_fails_the_measurement(services, bad_body
 
 
 def test_no_answer_fails_the_measurement(bad_body):
-    outcome = run_locust(LocustSpec(f"http://127.0.0.1:{free_port()}", bad_body, 2, 1, WORKERS), progress=_quiet)
+    outcome = run_locust(LocustSpec(f"http://127.0.0.1:{free_port()}", bad_body, 2, 1, WORKERS))
     assert not outcome.ok
     report = outcome.report
     assert report is not None

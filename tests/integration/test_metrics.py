@@ -82,7 +82,7 @@ def test_metrics_answer_within_a_second_while_the_service_holds_c50(services, be
     service = services[name]
     outcome = {}
     load = threading.Thread(
-        target=lambda: outcome.update(run=run_ab(f"{service.base_url}/predict/", body, 200, 50, name, lambda _: None))
+        target=lambda: outcome.update(run=run_ab(f"{service.base_url}/predict/", body, 200, 50, name))
     )
     load.start()
     try:

@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from logged import model_serving_messages
 
 from model_core import CLASSES
 from model_core.loading import model_id
@@ -91,10 +92,10 @@ def test_layout_made_at_load_is_bit_identical_to_layout_made_offline(default_art
     assert np.array_equal(served, all_offline), compare(names, all_offline, served, tolerance=0.0).explain()
 
 
-def test_second_export_reuses_the_artifacts(default_artifacts):
+def test_second_export_reuses_the_artifacts(default_artifacts, caplog):
     before = {p.name: p.stat().st_mtime_ns for p in default_artifacts.directory.iterdir()}
-    messages: list[str] = []
-    manifest = export(default_artifacts.directory, ModelSource(), progress=messages.append)
+    with model_serving_messages(caplog) as messages:
+        manifest = export(default_artifacts.directory, ModelSource())
     after = {p.name: p.stat().st_mtime_ns for p in default_artifacts.directory.iterdir()}
     assert before == after
     assert manifest == default_artifacts.manifest
@@ -106,7 +107,7 @@ def state_dict_export(default_artifacts, tmp_path_factory):
     """The default model's state dict file exported as a user's would be: its folder and manifest (one export for
     the tests of this module that need one)."""
     out = tmp_path_factory.mktemp("from-state-dict") / "user"
-    manifest = export(out, ModelSource.from_uris(str(default_artifacts.path("state_dict"))), progress=lambda _: None)
+    manifest = export(out, ModelSource.from_uris(str(default_artifacts.path("state_dict"))))
     return out, manifest
 
 
@@ -125,17 +126,17 @@ def test_export_from_a_state_dict_file(state_dict_export, default_artifacts):
     assert np.abs(ours - theirs).max() < 1e-6
 
 
-def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts, state_dict_export):
+def test_export_rebuilds_after_a_file_is_damaged(tmp_path, default_artifacts, state_dict_export, caplog):
     out = tmp_path / "damaged"
     # A copy of a finished export of this very source: up to date, but for the file damaged here.
     shutil.copytree(state_dict_export[0], out)
     source = ModelSource.from_uris(str(default_artifacts.path("state_dict")))
-    intact: list[str] = []
-    export(out, source, progress=intact.append)
+    with model_serving_messages(caplog) as intact:
+        export(out, source)
     assert any("up to date" in m for m in intact), intact  # so the damage alone is what makes it rebuild
     (out / "model.onnx").write_bytes(b"garbage")
-    messages: list[str] = []
-    export(out, source, progress=messages.append)
+    with model_serving_messages(caplog) as messages:
+        export(out, source)
     assert not any("up to date" in m for m in messages)
     assert (out / "model.onnx").stat().st_size > 1_000_000
 

@@ -29,7 +29,7 @@ def _run(url, body, corrected):
     spec = OpenLoopSpec(
         url, body, RATE_PER_S, CONCURRENCY, duration_s=DURATION_S, latency_correction=corrected, timeout_s=10.0
     )
-    outcome = run_oha(spec, progress=lambda _line: None)
+    outcome = run_oha(spec)
     assert outcome.ok, outcome.failure
     assert outcome.report is not None
     return outcome.report
@@ -56,9 +56,7 @@ def test_refused_connections_fail_the_measurement(body):
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    outcome = run_oha(
-        OpenLoopSpec(f"http://127.0.0.1:{port}/", body, 50.0, 2, requests=10), progress=lambda _line: None
-    )
+    outcome = run_oha(OpenLoopSpec(f"http://127.0.0.1:{port}/", body, 50.0, 2, requests=10))
     assert not outcome.ok
     assert outcome.report is not None
     assert outcome.report.latency is None

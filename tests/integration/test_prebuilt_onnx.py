@@ -27,7 +27,7 @@ def test_a_fitting_prebuilt_model_is_served_and_recorded(tmp_path, default_artif
     # A fitting model: the unoptimized graph of the same weights (what another machine's export would give).
     prebuilt = tmp_path / "prebuilt.onnx"
     prebuilt.write_bytes(default_artifacts.path("onnx").read_bytes())
-    manifest = export(tmp_path / "out", ModelSource.from_uris(state_dict, str(prebuilt)), progress=lambda _: None)
+    manifest = export(tmp_path / "out", ModelSource.from_uris(state_dict, str(prebuilt)))
     assert manifest["model_id"] == default_artifacts.manifest["model_id"]
     assert manifest["source"]["onnx"]["uri"] == str(prebuilt)
     assert manifest["export_check_max_abs_diff"] < 1e-4
@@ -49,7 +49,7 @@ def test_a_prebuilt_model_of_other_weights_is_refused(tmp_path, default_artifact
     onnx.save(served_model(load_state_dict_file(user_weights.path)), other)
     source = ModelSource.from_uris(str(default_artifacts.path("state_dict")), str(other))
     with pytest.raises(Exception, match="probabilities differ from the state dict's") as caught:
-        export(tmp_path / "out", source, progress=lambda _: None)
+        export(tmp_path / "out", source)
     assert "TORCH_MODEL_URI" in str(caught.value)
 
 
@@ -58,4 +58,4 @@ def test_a_file_that_is_no_onnx_model_is_refused(tmp_path, default_artifacts):
     junk.write_bytes(b"\x00not a protobuf\xff" * 10)
     source = ModelSource.from_uris(None, str(junk))
     with pytest.raises(Exception, match="is not a readable ONNX model"):
-        export(tmp_path / "out", source, progress=lambda _: None)
+        export(tmp_path / "out", source)

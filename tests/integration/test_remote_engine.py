@@ -71,7 +71,7 @@ def test_a_build_context_reaches_the_engine_through_its_api():
     with staged_context("build-probe") as context:
         (context / "Dockerfile").write_text("FROM scratch\nCOPY probe.txt /probe.txt\n")
         (context / "probe.txt").write_text(token)
-        image = image_from_context(engine, context, "build-probe", "scratch", {}, "none", lambda _: None)
+        image = image_from_context(engine, context, "build-probe", "scratch", {}, "none")
     try:
         assert image.built
         # Scratch has no command; a created container is enough to read the file back out through the API.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from model_serving.perf.rounds import rotated
 from model_serving.perf.session import PerfRun
 from model_serving.perf.sizes import parse_sizes
 from model_serving.perf.target import TargetError, TargetService, check_targets, parse_targets
-from model_serving.progress import terminal_progress
 from model_serving.services import SERVICE_NAMES
+
+log = logging.getLogger(__name__)
 
 REPORT_FOLDER = pytest.StashKey[Path]()
 TARGETS = pytest.StashKey[dict[str, TargetService]]()
@@ -57,11 +59,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("round_index", "name"), cases, ids=[f"{i + 1}-{name}" for i, name in cases])
 
 
-@pytest.fixture(scope="session")
-def perf_progress(pytestconfig: pytest.Config) -> Callable[[str], None]:
-    return terminal_progress(pytestconfig, "perf")
-
-
 def _payload(option: Path | None, folder: Path) -> tuple[Path, Path]:
     if option is None:
         return benchmark_payload_paths()
@@ -87,13 +84,13 @@ def _targets(options: Any) -> dict[str, TargetService]:
 
 
 @pytest.fixture(scope="session")
-def benchmarked_artifacts(request: pytest.FixtureRequest, perf_progress: Callable[[str], None]) -> Artifacts:
+def benchmarked_artifacts(request: pytest.FixtureRequest) -> Artifacts:
     """The default model, or the user's (--state-dict / TORCH_MODEL_URI, --onnx-model / ONNX_MODEL_URI)."""
     options = request.config.option
     if not options.state_dict and not options.onnx_model:
         return request.getfixturevalue("default_artifacts")
-    source = ModelSource.from_uris(options.state_dict, options.onnx_model, progress=perf_progress)
-    export(USER_MODEL_DIR, source, progress=perf_progress)
+    source = ModelSource.from_uris(options.state_dict, options.onnx_model)
+    export(USER_MODEL_DIR, source)
     return Artifacts.open(USER_MODEL_DIR)
 
 
@@ -101,7 +98,6 @@ def benchmarked_artifacts(request: pytest.FixtureRequest, perf_progress: Callabl
 def perf(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
-    perf_progress: Callable[[str], None],
 ) -> Iterator[PerfRun]:
     options = request.config.option
     try:
@@ -134,12 +130,12 @@ def perf(
         {name: target.base_url for name, target in targets.items()} or None,
     )
     reports_dir = options.reports_dir or ROOT / "reports"
-    run = PerfRun(config, model_dir, reports_dir, jpeg, body, perf_progress, targets=targets)
+    run = PerfRun(config, model_dir, reports_dir, jpeg, body, targets=targets)
     if targets:
         where = ", ".join(f"{name} at {target.base_url}" for name, target in targets.items())
-        perf_progress(f"profile {profile.name}: --target {where} (nothing built or started)")
+        log.info(f"profile {profile.name}: --target {where} (nothing built or started)")
     else:
-        perf_progress(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
+        log.info(f"profile {profile.name}: {', '.join(config.services)}; {profile.cpus} CPU each")
     yield run
     # The report is written here only, once, after the last test (test_ratio_thresholds builds it, unwritten).
     if run.results:

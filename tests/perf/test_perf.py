@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from model_serving.perf.target import Unavailable
@@ -13,6 +15,8 @@ from model_serving.usual.build import UsualUnavailable
 
 pytestmark = pytest.mark.perf
 
+log = logging.getLogger(__name__)
+
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_startup(perf, selected, name, benchmark):
@@ -21,7 +25,7 @@ def test_startup(perf, selected, name, benchmark):
     except Unavailable as reason:  # --target: the suite started no container of it
         pytest.skip(str(reason))
     runs = perf.config.profile.startup_runs
-    perf.progress(f"{name}: {runs} start-ups")
+    log.info(f"{name}: {runs} start-ups")
     try:
         benchmark.pedantic(starter.start, setup=starter.stop, rounds=runs, iterations=1)
     finally:
@@ -32,7 +36,7 @@ def test_startup(perf, selected, name, benchmark):
     problems = starter.problems(1 if benchmark.disabled else runs, timed)
     assert not problems, f"{name}: " + "; ".join(problems)
     benchmark.extra_info.update({"startup_s": summary(starter.samples), "image": perf.results[name].image.tag})
-    perf.progress(f"{name}: start-up median {summary(starter.samples)['median']:.3f} s")
+    log.info(f"{name}: start-up median {summary(starter.samples)['median']:.3f} s")
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
@@ -42,7 +46,7 @@ def test_load(perf, selected, name):
     measurement = perf.load(name)
     outcome = measurement.outcome
     if report := outcome.report:
-        perf.progress(f"{name}: {report.rps:.1f} req/s, p50 {report.latency_ms['p50']:.0f} ms")
+        log.info(f"{name}: {report.rps:.1f} req/s, p50 {report.latency_ms['p50']:.0f} ms")
     assert outcome.ok, f"{name}: failed measurement: {outcome.failure}"
     # The service's own count of the run is ab's: the stages describe exactly the requests that were timed.
     assert measurement.responses == {"200": outcome.report.complete}, measurement.responses
@@ -109,7 +113,7 @@ class TestSideBySide:
             pytest.skip(f"no best req/s of {name} to search under: run the sweep or the rounds with it")
         capacity = perf.capacity_under_bound(together, name)
         assert 2 <= len(capacity.probes) <= perf.config.profile.capacity_steps or capacity.rate is None
-        perf.progress(f"{name}: capacity {capacity.rate} req/s with p99 ≤ {perf.config.profile.slo_ms:g} ms")
+        log.info(f"{name}: capacity {capacity.rate} req/s with p99 ≤ {perf.config.profile.slo_ms:g} ms")
 
     def test_payload_sizes(self, perf, together):
         sizes = perf.payload_sizes(together)
@@ -123,7 +127,7 @@ class TestSideBySide:
 def test_load_held_at_high_concurrency(perf, selected, name):
     outcome = perf.load_held(name)
     if outcome.report:
-        perf.progress(f"{name}: held {outcome.report.complete} requests at c={outcome.report.concurrency}")
+        log.info(f"{name}: held {outcome.report.complete} requests at c={outcome.report.concurrency}")
     assert outcome.ok, f"{name} did not hold c={perf.config.profile.held_concurrency}: {outcome.failure}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -231,7 +232,7 @@ def test_context_refuses_a_missing_package(tmp_path, spec, model_dir, wheel_dir)
 @pytest.fixture
 def demo(monkeypatch, spec, wheel_dir, cache):
     monkeypatch.setitem(SERVICES, "demo", spec)
-    monkeypatch.setattr(build, "ensure_wheels", lambda requirements, progress: wheel_dir)
+    monkeypatch.setattr(build, "ensure_wheels", lambda requirements: wheel_dir)
 
     def use(engine: FakeClient) -> FakeClient:
         monkeypatch.setattr(build, "client", lambda: engine)
@@ -244,11 +245,12 @@ def _contexts_left(cache: Path) -> list[Path]:
     return list((cache / "contexts").iterdir())
 
 
-def test_build_when_the_tag_is_new(demo, model_dir, cache):
+def test_build_when_the_tag_is_new(demo, model_dir, cache, caplog):
     stream = [{"stream": "Step 1/2 : FROM base\n"}, {"stream": " ---> abc\nStep 2/2 : CMD x\n"}]
     engine = demo(FakeClient(present=["base:1"], stream=stream))
-    messages: list[str] = []
-    result = build.build_service_image("demo", model_dir, messages.append, base_image="base:1")
+    with caplog.at_level(logging.INFO, logger="model_serving"):
+        result = build.build_service_image("demo", model_dir, base_image="base:1")
+    messages = caplog.messages
     assert result.built
     assert re.fullmatch(r"model-serving/demo:[0-9a-f]{12}", result.tag)
     (call,) = engine.api.builds
@@ -263,9 +265,9 @@ def test_build_when_the_tag_is_new(demo, model_dir, cache):
 
 def test_reuse_when_the_tag_exists(demo, model_dir, cache):
     first = demo(FakeClient(present=["base:1"]))
-    tag = build.build_service_image("demo", model_dir, lambda _: None, base_image="base:1").tag
+    tag = build.build_service_image("demo", model_dir, base_image="base:1").tag
     second = demo(FakeClient(present=["base:1", tag]))
-    result = build.build_service_image("demo", model_dir, lambda _: None, base_image="base:1")
+    result = build.build_service_image("demo", model_dir, base_image="base:1")
     assert result == BuiltImage("demo", tag, f"sha256:{tag}", 123.0, built=False)
     assert second.api.builds == []
     assert second.images.present[tag].tags == ["model-serving/demo:latest"]
@@ -275,8 +277,8 @@ def test_reuse_when_the_tag_exists(demo, model_dir, cache):
 
 def test_another_base_means_another_tag(demo, model_dir):
     engine = demo(FakeClient(present=["base:1", "base:2"]))
-    one = build.build_service_image("demo", model_dir, lambda _: None, base_image="base:1")
-    two = build.build_service_image("demo", model_dir, lambda _: None, base_image="base:2")
+    one = build.build_service_image("demo", model_dir, base_image="base:1")
+    two = build.build_service_image("demo", model_dir, base_image="base:2")
     assert one.tag != two.tag
     assert len(engine.api.builds) == 2
 
@@ -289,7 +291,7 @@ def test_a_failed_build_carries_the_log_tail_and_cleans_up(demo, model_dir, cach
     ]
     engine = demo(FakeClient(present=["base:1"], stream=stream))
     with pytest.raises(ImageBuildError, match=r"non-zero code(.|\n)*No matching distribution"):
-        build.build_service_image("demo", model_dir, lambda _: None, base_image="base:1")
+        build.build_service_image("demo", model_dir, base_image="base:1")
     assert not any(name.startswith("model-serving/demo") for name in engine.images.present)
     assert _contexts_left(cache) == []
 
@@ -378,8 +380,8 @@ def test_wheels_are_downloaded_once_then_reused(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(wheels, "_pip_download", fake_download)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("fastapi==0.165.0\n")
-    first = wheels.ensure_wheels(requirements, lambda _: None)
-    second = wheels.ensure_wheels(requirements, lambda _: None)
+    first = wheels.ensure_wheels(requirements)
+    second = wheels.ensure_wheels(requirements)
     assert first == second == cache / "wheels" / wheels.cache_key("fastapi==0.165.0\n")
     assert len(calls) == 1
     assert sorted(path.name for path in first.iterdir()) == [wheels.COMPLETE_MARKER, "fastapi-0.165.0-py3-none-any.whl"]
@@ -395,7 +397,7 @@ def test_a_failed_download_leaves_nothing(tmp_path, cache, monkeypatch):
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("torch==2.13.0\n")
     with pytest.raises(wheels.WheelError):
-        wheels.ensure_wheels(requirements, lambda _: None)
+        wheels.ensure_wheels(requirements)
     assert list((cache / "wheels").iterdir()) == []
 
 
@@ -431,7 +433,7 @@ def local_builds(monkeypatch) -> list[str]:
     """Stands in for mmdebstrap + import; records the tags it was asked to build."""
     built: list[str] = []
 
-    def fake(tag, engine, progress):
+    def fake(tag, engine):
         built.append(tag)
         engine.images.present[tag] = FakeImage("sha256:local")
 
@@ -441,23 +443,24 @@ def local_builds(monkeypatch) -> list[str]:
 
 def test_public_image_present_is_used(no_override, local_builds):
     engine = FakeClient(present=[base.PUBLIC_BASE_IMAGE])
-    assert base.ensure_base_image(lambda _: None, engine) == base.PUBLIC_BASE_IMAGE
+    assert base.ensure_base_image(engine) == base.PUBLIC_BASE_IMAGE
     assert engine.images.pulls == []
     assert local_builds == []
 
 
 def test_public_image_pulled_when_possible(no_override, local_builds):
     engine = FakeClient(pullable=[base.PUBLIC_BASE_IMAGE])
-    assert base.ensure_base_image(lambda _: None, engine) == base.PUBLIC_BASE_IMAGE
+    assert base.ensure_base_image(engine) == base.PUBLIC_BASE_IMAGE
     assert engine.images.pulls == [base.PUBLIC_BASE_IMAGE]
     assert local_builds == []
 
 
-def test_local_base_built_once_without_a_registry(no_override, local_builds):
+def test_local_base_built_once_without_a_registry(no_override, local_builds, caplog):
     engine = FakeClient()
-    messages: list[str] = []
-    first = base.ensure_base_image(messages.append, engine)
-    second = base.ensure_base_image(messages.append, engine)
+    with caplog.at_level(logging.INFO, logger="model_serving"):
+        first = base.ensure_base_image(engine)
+        second = base.ensure_base_image(engine)
+    messages = caplog.messages
     assert first == second == base.local_base_tag()
     assert local_builds == [first]
     assert any("cannot pull" in message for message in messages)
@@ -466,21 +469,21 @@ def test_local_base_built_once_without_a_registry(no_override, local_builds):
 def test_override_wins(monkeypatch, local_builds):
     monkeypatch.setenv(base.OVERRIDE_ENV, "mine:1")
     engine = FakeClient(present=["mine:1", base.PUBLIC_BASE_IMAGE])
-    assert base.ensure_base_image(lambda _: None, engine) == "mine:1"
+    assert base.ensure_base_image(engine) == "mine:1"
     assert local_builds == []
 
 
 def test_override_that_cannot_be_had_is_an_error(monkeypatch, local_builds):
     monkeypatch.setenv(base.OVERRIDE_ENV, "mine:1")
     with pytest.raises(base.BaseImageError, match=base.OVERRIDE_ENV):
-        base.ensure_base_image(lambda _: None, FakeClient(present=[base.PUBLIC_BASE_IMAGE]))
+        base.ensure_base_image(FakeClient(present=[base.PUBLIC_BASE_IMAGE]))
     assert local_builds == []
 
 
 def test_missing_mmdebstrap_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(base.shutil, "which", lambda name: None)
     with pytest.raises(base.BaseImageError, match="apt-get install mmdebstrap"):
-        base.build_local_base(base.local_base_tag(), FakeClient(), lambda _: None)
+        base.build_local_base(base.local_base_tag(), FakeClient())
 
 
 @pytest.mark.parametrize("fails", [False, True])
@@ -498,9 +501,9 @@ def test_local_base_build_cleans_its_temporary_files(tmp_path, monkeypatch, fail
     tag = base.local_base_tag()
     if fails:
         with pytest.raises(base.BaseImageError):
-            base.build_local_base(tag, engine, lambda _: None)
+            base.build_local_base(tag, engine)
     else:
-        base.build_local_base(tag, engine, lambda _: None)
+        base.build_local_base(tag, engine)
         (imported,) = engine.api.imports
         assert f"{imported['repository']}:{imported['tag']}" == tag
         assert any(change.startswith("ENV PATH=") for change in imported["changes"])
@@ -543,16 +546,16 @@ def test_a_usual_python_image_is_a_layer_over_the_strategys_image(monkeypatch, m
         yield from real_build(**kwargs)
 
     engine.api.build = recording_build
-    first = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=ours)
+    first = usual_build.build_usual_image("torch-serving", model_dir, service_image=ours)
     assert first.built
     assert first.service == "torch-usual"
     assert first.tag.startswith("model-serving/torch-usual:")
     assert engine.api.builds[0]["buildargs"] == {"BASE_IMAGE": ours.tag}
     assert seen == [["Dockerfile", "model", "usual_torch.py"]]
-    again = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=ours)
+    again = usual_build.build_usual_image("torch-serving", model_dir, service_image=ours)
     assert (again.tag, again.built) == (first.tag, False)
     other = BuiltImage("torch-serving", "model-serving/torch-serving:def", "sha256:other", 835.0, built=False)
-    rebuilt = usual_build.build_usual_image("torch-serving", model_dir, progress=lambda _: None, service_image=other)
+    rebuilt = usual_build.build_usual_image("torch-serving", model_dir, service_image=other)
     assert rebuilt.tag != first.tag  # a new service image means a new usual image
     assert _contexts_left(cache) == []
 
@@ -563,5 +566,5 @@ def test_no_usual_onnx_image_without_the_network_sub_graph(monkeypatch, model_di
     monkeypatch.setattr(usual_build, "client", lambda: FakeClient())
     ours = BuiltImage("onnx-serving", "model-serving/onnx-serving:abc", "sha256:ours", 240.0, built=False)
     with pytest.raises(usual_build.UsualUnavailable, match="no network sub-graph"):
-        usual_build.build_usual_image("onnx-serving", model_dir, progress=lambda _: None, service_image=ours)
+        usual_build.build_usual_image("onnx-serving", model_dir, service_image=ours)
     assert _contexts_left(cache) == []

@@ -7,7 +7,7 @@ from jsonschema import Draft202012Validator
 from model_serving.load import locust_parser, locust_runner
 from model_serving.load.locust_parser import (
     LocustParseError,
-    history_progress,
+    history_snapshot,
     judge_locust_run,
     parse_failures,
     parse_locust_stats,
@@ -188,12 +188,12 @@ def test_malformed_stats_are_refused(change, message):
         parse_locust_stats(change(_files("ok")["stats_csv"]), _files("ok")["failures_csv"], 2)
 
 
-def test_history_progress():
-    seen = history_progress((RECORDINGS / "service" / "run_stats_history.csv").read_text())
+def test_history_snapshot():
+    seen = history_snapshot((RECORDINGS / "service" / "run_stats_history.csv").read_text())
     assert seen is not None
     assert (seen.users, seen.requests, seen.failures) == (0, 249, 0)  # the last row, written after the stop
-    assert history_progress("") is None
-    assert history_progress("Timestamp,User Count,Type,Name\n") is None
+    assert history_snapshot("") is None
+    assert history_snapshot("Timestamp,User Count,Type,Name\n") is None
 
 
 def _assigned_strings(path: Path) -> dict[str, str]:

@@ -338,7 +338,7 @@ def test_gcs_default_cache_is_the_project_cache(monkeypatch, tmp_path):
     """Without ``cache_dir``, objects go under the cache root the rest of the suite uses."""
     seen = {}
 
-    def fetch(bucket, name, cache_dir, progress):
+    def fetch(bucket, name, cache_dir):
         seen["cache_dir"] = cache_dir
         raise ModelSourceError("stop here")
 

@@ -151,7 +151,7 @@ def test_the_unavailable_figures_are_fields_the_schema_names():
 def _target_run(tmp_path: Path) -> PerfRun:
     targets = {"onnx-serving": TargetService("onnx-serving", "http://127.0.0.1:9", {"model_id": "m1"})}
     config = RunConfig(profile_with("smoke"), ("onnx-serving",), tmp_path / "p.jpg", {}, targets={"onnx-serving": "x"})
-    return PerfRun(config, None, tmp_path, tmp_path / "p.jpg", tmp_path / "p.json", lambda _: None, targets=targets)
+    return PerfRun(config, None, tmp_path, tmp_path / "p.jpg", tmp_path / "p.json", targets=targets)
 
 
 def test_a_target_run_builds_nothing_and_refuses_what_needs_containers(tmp_path, monkeypatch):

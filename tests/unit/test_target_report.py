@@ -177,7 +177,7 @@ def test_a_run_writes_its_report_once(tmp_path, monkeypatch):
     monkeypatch.setattr(session, "environment", lambda engine: dict(ENVIRONMENT))
     config = RunConfig(profile_with("smoke"), SERVICE_NAMES, Path("p.jpg"), THRESHOLDS, targets=TARGETS)
     targets = {name: TargetService(name, url, {"model_id": "m1"}) for name, url in TARGETS.items()}
-    run = PerfRun(config, None, tmp_path, Path("p.jpg"), Path("p.json"), lambda _: None, targets=targets)
+    run = PerfRun(config, None, tmp_path, Path("p.jpg"), Path("p.json"), targets=targets)
     for rate, name in ((30.0, "torch-serving"), (60.0, "onnx-serving")):
         run.results_for(name).load = _target_results(rate).load
     built = run.build_report()

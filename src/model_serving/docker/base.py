@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -23,7 +23,7 @@ from docker.utils import parse_repository_tag
 
 from model_serving.docker.engine import EngineError, client
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 PUBLIC_BASE_IMAGE = "python:3.11-slim-bookworm"
 LOCAL_BASE_REPOSITORY = "model-serving/base"
@@ -83,7 +83,7 @@ def local_base_tag() -> str:
     return f"{LOCAL_BASE_REPOSITORY}:{SUITE}-py311-{recipe_hash()}"
 
 
-def ensure_base_image(progress: Progress = print, engine: docker.DockerClient | None = None) -> str:
+def ensure_base_image(engine: docker.DockerClient | None = None) -> str:
     """The reference of a base image present in the engine, making it if need be.
 
     Order: ``$MODEL_SERVING_BASE_IMAGE`` (present or pulled, else an error); the public image (present or
@@ -92,20 +92,20 @@ def ensure_base_image(progress: Progress = print, engine: docker.DockerClient | 
     engine = engine or client()
     override = os.environ.get(OVERRIDE_ENV)
     if override:
-        if _present(engine, override) or _pulled(engine, override, progress):
+        if _present(engine, override) or _pulled(engine, override):
             return override
         raise BaseImageError(f"{OVERRIDE_ENV}={override} is neither in the engine nor pullable; build or load it")
-    if _present(engine, PUBLIC_BASE_IMAGE) or _pulled(engine, PUBLIC_BASE_IMAGE, progress):
+    if _present(engine, PUBLIC_BASE_IMAGE) or _pulled(engine, PUBLIC_BASE_IMAGE):
         return PUBLIC_BASE_IMAGE
     tag = local_base_tag()
     if _present(engine, tag):
         return tag
-    progress(f"{PUBLIC_BASE_IMAGE} cannot be pulled; building {tag} from Debian packages (about 30 s, once)")
-    build_local_base(tag, engine, progress)
+    log.info(f"{PUBLIC_BASE_IMAGE} cannot be pulled; building {tag} from Debian packages (about 30 s, once)")
+    build_local_base(tag, engine)
     return tag
 
 
-def build_local_base(tag: str, engine: docker.DockerClient, progress: Progress) -> None:
+def build_local_base(tag: str, engine: docker.DockerClient) -> None:
     if shutil.which("mmdebstrap") is None:
         raise BaseImageError(
             f"{PUBLIC_BASE_IMAGE} cannot be pulled and mmdebstrap is not installed to build a local base: "
@@ -115,7 +115,7 @@ def build_local_base(tag: str, engine: docker.DockerClient, progress: Progress) 
     with tempfile.TemporaryDirectory(prefix="model-serving-base-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
         _run_mmdebstrap(tarball, Path(scratch) / "mmdebstrap.log")
-        progress(f"root filesystem ready ({tarball.stat().st_size / 1e6:.0f} MB tar); importing as {tag}")
+        log.info(f"root filesystem ready ({tarball.stat().st_size / 1e6:.0f} MB tar); importing as {tag}")
         repository, version = parse_repository_tag(tag)
         changes = [*IMPORT_CHANGES, f"LABEL {RECIPE_LABEL}={recipe_hash()}"]
         try:
@@ -123,7 +123,7 @@ def build_local_base(tag: str, engine: docker.DockerClient, progress: Progress) 
         except docker.errors.DockerException as error:
             raise EngineError(f"docker import of the local base failed: {error}") from error
     image = engine.images.get(tag)
-    progress(f"built {tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+    log.info(f"built {tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
 
 
 def _run_mmdebstrap(tarball: Path, log: Path) -> None:
@@ -148,13 +148,13 @@ def _present(engine: docker.DockerClient, reference: str) -> bool:
     return True
 
 
-def _pulled(engine: docker.DockerClient, reference: str, progress: Progress) -> bool:
+def _pulled(engine: docker.DockerClient, reference: str) -> bool:
     repository, tag = parse_repository_tag(reference)
     try:
         engine.images.pull(repository, tag=tag or "latest")
     except (docker.errors.DockerException, requests.RequestException) as error:
         # Expected on a machine without a registry: the engine answers at once.
-        progress(f"cannot pull {reference}: {str(error).splitlines()[0][:160]}")
+        log.info(f"cannot pull {reference}: {str(error).splitlines()[0][:160]}")
         return False
-    progress(f"pulled {reference}")
+    log.info(f"pulled {reference}")
     return True

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from model_serving.docker.wheels import cache_dir, ensure_wheels
 from model_serving.paths import DEFAULT_MODEL_DIR
 from model_serving.services import SERVICES, Service
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 REPOSITORY_PREFIX = "model-serving"
 MODEL_ID_LABEL = "org.model-serving.model-id"
@@ -63,7 +64,6 @@ class BuiltImage:
 def build_service_image(
     service: str,
     model_dir: Path = DEFAULT_MODEL_DIR,
-    progress: Progress = print,
     base_image: str | None = None,
     tag_latest: bool = True,
 ) -> BuiltImage:
@@ -77,18 +77,18 @@ def build_service_image(
         raise ValueError(f"unknown service {service!r}; known: {', '.join(SERVICES)}")
     engine = client()
     if spec.kind == "python":
-        base = base_image or ensure_base_image(progress, engine)
+        base = base_image or ensure_base_image(engine)
         base_id, buildargs = engine.images.get(base).id, {"BASE_IMAGE": base}
-        wheels = ensure_wheels(spec.directory / "requirements.txt", progress)
+        wheels = ensure_wheels(spec.directory / "requirements.txt")
     else:
         base_id, buildargs = "scratch", {}
-        wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt", progress)
+        wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt")
     with staged_context(spec.name) as context:
         if spec.kind == "python":
             model_id = assemble_context(spec, model_dir, wheels, context)
         else:
-            model_id = assemble_rust_context(spec, model_dir, wheels, context, progress)
-        image = image_from_context(engine, context, spec.name, base_id, buildargs, model_id, progress)
+            model_id = assemble_rust_context(spec, model_dir, wheels, context)
+        image = image_from_context(engine, context, spec.name, base_id, buildargs, model_id)
     if tag_latest:
         engine.images.get(image.tag).tag(f"{REPOSITORY_PREFIX}/{spec.name}", "latest")
     return image
@@ -114,7 +114,6 @@ def image_from_context(
     base_id: str,
     buildargs: dict[str, str],
     model_id: str,
-    progress: Progress,
 ) -> BuiltImage:
     """``model-serving/<name>:<content hash>`` for the assembled ``context``: found by tag, else built."""
     digest = content_hash(context, base_id)
@@ -124,9 +123,9 @@ def image_from_context(
     if image is None:
         # Each label is a build step (seconds each on this engine): the repository already names the service.
         labels = {MODEL_ID_LABEL: model_id, CONTENT_HASH_LABEL: digest}
-        image = _build(engine, context, tag, buildargs, labels, name, progress)
+        image = _build(engine, context, tag, buildargs, labels, name)
     else:
-        progress(f"{name}: {tag} is up to date (content unchanged); not rebuilding")
+        log.info(f"{name}: {tag} is up to date (content unchanged); not rebuilding")
     return BuiltImage(name, tag, image.id, round(image.attrs["Size"] / 1e6, 1), built)
 
 
@@ -152,21 +151,21 @@ def assemble_context(spec: Service, model_dir: Path, wheels: Path, context: Path
     return _copy_model(spec, model_dir, context)
 
 
-def assemble_rust_context(spec: Service, model_dir: Path, wheels: Path, context: Path, progress: Progress) -> str:
+def assemble_rust_context(spec: Service, model_dir: Path, wheels: Path, context: Path) -> str:
     """Fill ``context`` for the Rust service (layout in rust_onnx_serving/Dockerfile); return the model_id."""
     shutil.copy2(spec.directory / "Dockerfile", context / "Dockerfile")
-    pack_rust_binary(spec.directory, BINARY_NAME, wheels, context, progress)
+    pack_rust_binary(spec.directory, BINARY_NAME, wheels, context)
     return _copy_model(spec, model_dir, context)
 
 
-def pack_rust_binary(crate: Path, binary: str, wheels: Path, context: Path, progress: Progress) -> None:
+def pack_rust_binary(crate: Path, binary: str, wheels: Path, context: Path) -> None:
     """Into ``context``: the crate's release ``binary``, ``libonnxruntime.so`` from the onnxruntime wheel in
     ``wheels``, and ``rootfs/`` with the system libraries the two load (the layout of the Rust Dockerfiles)."""
-    built = release_binary(crate, progress, binary)
+    built = release_binary(crate, binary)
     shutil.copy2(built, context / binary)
     ort_library = context / "libonnxruntime.so"
     version = extract_ort_library(wheels, ort_library)
-    progress(f"{binary}: ONNX Runtime {version} from the onnxruntime wheel")
+    log.info(f"{binary}: ONNX Runtime {version} from the onnxruntime wheel")
     copy_runtime_libraries([built, ort_library], context / "rootfs")
 
 
@@ -224,31 +223,30 @@ def _build(
     buildargs: dict[str, str],
     labels: dict[str, str],
     service: str,
-    progress: Progress,
 ) -> Image:
-    progress(f"{service}: building {tag} on {buildargs.get('BASE_IMAGE', 'scratch')}")
+    log.info(f"{service}: building {tag} on {buildargs.get('BASE_IMAGE', 'scratch')}")
     started = time.monotonic()
-    log: deque[str] = deque(maxlen=_LOG_TAIL)
+    tail: deque[str] = deque(maxlen=_LOG_TAIL)
     try:
         stream = engine.api.build(
             path=str(context), tag=tag, buildargs=buildargs, labels=labels, rm=True, forcerm=True, decode=True
         )
         for chunk in stream:
             for line in str(chunk.get("stream", "")).splitlines():
-                log.append(line)
+                tail.append(line)
                 if line.startswith("Step "):
-                    progress(f"{service}: [{time.monotonic() - started:5.0f} s] {line[:110]}")
+                    log.info(f"{service}: [{time.monotonic() - started:5.0f} s] {line[:110]}")
             if "error" in chunk:
-                raise ImageBuildError(_failure(service, str(chunk["error"]).strip(), log))
+                raise ImageBuildError(_failure(service, str(chunk["error"]).strip(), tail))
     except docker.errors.APIError as error:
-        raise ImageBuildError(_failure(service, str(error), log)) from error
+        raise ImageBuildError(_failure(service, str(error), tail)) from error
     image = _existing(engine, tag)
     if image is None:
-        raise ImageBuildError(_failure(service, "the build ended without tagging the image", log))
-    progress(f"{service}: built {tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
+        raise ImageBuildError(_failure(service, "the build ended without tagging the image", tail))
+    log.info(f"{service}: built {tag} ({image.attrs['Size'] / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s")
     return image
 
 
-def _failure(service: str, reason: str, log: deque[str]) -> str:
-    tail = "\n".join(f"  | {line}" for line in log)
-    return f"building the {service} image failed: {reason}\nlast lines of the build log:\n{tail}"
+def _failure(service: str, reason: str, tail: deque[str]) -> str:
+    lines = "\n".join(f"  | {line}" for line in tail)
+    return f"building the {service} image failed: {reason}\nlast lines of the build log:\n{lines}"

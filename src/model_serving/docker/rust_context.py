@@ -8,17 +8,17 @@ so a fresh clone neither recompiles the dependencies nor, with unchanged sources
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 from model_serving.docker.wheels import cache_dir
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 BINARY_NAME = "rust-onnx-serving"
 # What decides the binary; tests and fixtures do not.
@@ -44,33 +44,33 @@ def source_hash(crate: Path) -> str:
     return digest.hexdigest()
 
 
-def release_binary(crate: Path, progress: Progress, binary: str = BINARY_NAME) -> Path:
+def release_binary(crate: Path, binary: str = BINARY_NAME) -> Path:
     """The release binary ``binary`` for the crate's current sources, built with cargo unless already cached."""
     cached = cache_dir() / "rust-bin" / source_hash(crate)[:16] / binary
     if cached.is_file():
-        progress(f"{binary}: binary for these sources is cached ({cached.parent.name})")
+        log.info(f"{binary}: binary for these sources is cached ({cached.parent.name})")
         return cached
     if shutil.which("cargo") is None:
         raise RustBuildError(f"cargo is not installed: install the Rust toolchain (rustup) to build {binary}")
     target_dir = cache_dir() / "cargo-target"
-    progress(f"{binary}: cargo build --release (target folder {target_dir})")
+    log.info(f"{binary}: cargo build --release (target folder {target_dir})")
     # cargo judges freshness by modification times, and the target folder is shared between checkouts: a file
     # edited before another checkout's build would look older than that build's output. These sources are
     # new (their hash is not cached), so mark them so.
     _touch_sources(crate)
     command = ["cargo", "build", "--release", "--locked", "--bin", binary]
     environment = {**os.environ, "CARGO_TARGET_DIR": str(target_dir)}
-    log: list[str] = []
+    output: list[str] = []
     with subprocess.Popen(
         command, cwd=crate, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as process:
         assert process.stdout is not None
         for line in process.stdout:
-            log.append(line.rstrip())
+            output.append(line.rstrip())
             if line.lstrip().startswith((f"Compiling {crate.name}", "Finished", "error")):
-                progress(f"{binary}: {line.strip()}")
+                log.info(f"{binary}: {line.strip()}")
         if process.wait() != 0:
-            tail = "\n".join(log[-30:])
+            tail = "\n".join(output[-30:])
             raise RustBuildError(
                 f"cargo build failed (the C parts need cmake and nasm: apt-get install cmake nasm):\n{tail}"
             )

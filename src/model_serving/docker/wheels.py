@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -17,10 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 # The images run CPython 3.11 on Debian bookworm (glibc 2.36, x86-64): every manylinux tag up to 2.28 fits.
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -80,14 +80,14 @@ def complete_wheels(folder: Path) -> list[Path] | None:
     return wheels if wheels and all(wheel.is_file() for wheel in wheels) else None
 
 
-def ensure_wheels(requirements_file: Path, progress: Progress = print) -> Path:
+def ensure_wheels(requirements_file: Path) -> Path:
     """The cache folder holding every wheel ``requirements_file`` needs (downloaded now unless cached)."""
     requirements = requirements_file.read_text()
     folder = cache_dir() / "wheels" / cache_key(requirements)
     if complete_wheels(folder) is not None:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    progress(f"downloading wheels for {requirements_file} into {folder}")
+    log.info(f"downloading wheels for {requirements_file} into {folder}")
     started = time.monotonic()
     # Download beside the final folder and rename: a crash or a concurrent run never sees half a set.
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -101,7 +101,7 @@ def ensure_wheels(requirements_file: Path, progress: Progress = print) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(path.stat().st_size for path in folder.glob("*.whl"))
-    progress(f"{len(wheels)} wheels, {size / 1e6:.0f} MB in {time.monotonic() - started:.1f} s")
+    log.info(f"{len(wheels)} wheels, {size / 1e6:.0f} MB in {time.monotonic() - started:.1f} s")
     return folder
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from model_serving.load.ab_parser import LoadOutcome, judge_ab_run
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 class AbNotInstalled(RuntimeError):
@@ -48,12 +48,15 @@ def run_ab(
     requests: int,
     concurrency: int,
     label: str,
-    progress: Progress = print,
     timeout_s: int = 60,
+    *,
+    quiet: bool = False,
 ) -> LoadOutcome:
-    """Run ab to completion, forwarding its progress lines with an estimate of the time left."""
+    """Run ab to completion, logging its progress lines with an estimate of the time left (at DEBUG when
+    ``quiet``: an unmeasured warm-up)."""
     ab_version()
     command = ab_command(url, payload, requests, concurrency, timeout_s)
+    level = logging.DEBUG if quiet else logging.INFO
     started = time.perf_counter()
     lines: list[str] = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
@@ -64,6 +67,6 @@ def run_ab(
                 done = int(line.split()[1])
                 elapsed = time.perf_counter() - started
                 left = elapsed * (requests - done) / done if done else 0.0
-                progress(f"{label}: {done}/{requests} requests, {elapsed:.0f} s elapsed, ~{left:.0f} s left")
+                log.log(level, f"{label}: {done}/{requests} requests, {elapsed:.0f} s elapsed, ~{left:.0f} s left")
         exit_code = process.wait()
     return judge_ab_run(exit_code, "".join(lines), requests)

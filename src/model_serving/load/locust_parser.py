@@ -8,7 +8,7 @@ master writes, at the end of a run:
   Failures/s, then the percentiles 50%, 66%, 75%, 80%, 90%, 95%, 98%, 99%, 99.9%, 99.99%, 100% (ms);
 - ``PREFIX_failures.csv``: Method, Name, Error, Occurrences (and when first and last seen);
 - ``PREFIX_exceptions.csv``: Count, Message, Traceback, Nodes (errors raised in the users' own code);
-- ``PREFIX_stats_history.csv``: one row a second while the run goes on (read here only for progress).
+- ``PREFIX_stats_history.csv``: one row a second while the run goes on (read here only for the progress lines).
 
 Locust's figures differ from ab's in ways the report should know: its percentiles come from response times
 rounded to two significant digits (147 ms counts as 150; the exact minimum, mean and maximum are kept), its
@@ -69,7 +69,7 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Progress:
+class HistorySnapshot:
     """The newest row of the stats history: users running, requests and failures so far."""
 
     users: int
@@ -241,13 +241,13 @@ def judge_locust_run(
     return LoadOutcome(report, "; ".join(problems) or None, exit_code)
 
 
-def history_progress(history_csv: str) -> Progress | None:
+def history_snapshot(history_csv: str) -> HistorySnapshot | None:
     """The newest ``Aggregated`` row of ``PREFIX_stats_history.csv`` (written once a second during the run);
     None before the first, or when the file is being written."""
     try:
         rows = _rows(history_csv, "stats_history.csv", ("User Count", "Name", "Total Request Count"))
         row = next(r for r in reversed(rows) if r["Name"] == _AGGREGATED)
-        return Progress(
+        return HistorySnapshot(
             users=_count(row, "User Count", "stats_history.csv"),
             requests=_count(row, "Total Request Count", "stats_history.csv"),
             failures=_count(row, "Total Failure Count", "stats_history.csv"),

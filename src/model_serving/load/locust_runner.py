@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import logging
 import math
 import os
 import socket
@@ -20,14 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from model_serving.load.ab_parser import LoadOutcome
-from model_serving.load.locust_parser import history_progress, judge_locust_run
+from model_serving.load.locust_parser import history_snapshot, judge_locust_run
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 #: The locustfile shipped with the package (only Locust and the standard library: see its docstring).
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -153,9 +153,7 @@ def _end(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _wait_for_master(
-    master: subprocess.Popen[bytes], spec: LocustSpec, history: Path, label: str, progress: Progress
-) -> int | None:
+def _wait_for_master(master: subprocess.Popen[bytes], spec: LocustSpec, history: Path, label: str) -> int | None:
     """The master's exit code, or None when it outlasted ``spec.deadline_s``; a progress line every few seconds
     from the stats history while it runs."""
     started = time.monotonic()
@@ -167,22 +165,20 @@ def _wait_for_master(
         if now - last_report >= _PROGRESS_EVERY_S:
             last_report = now
             # The master writes its history in buffered blocks, from the workers' reports every 3 s: a hint only.
-            seen = history_progress(_read(history))
+            seen = history_snapshot(_read(history))
             so_far = f", {seen.requests} requests so far ({seen.failures} failed)" if seen and seen.requests else ""
-            progress(f"{label}: {now - started:.0f} s elapsed (runs {spec.run_time_s} s after start-up){so_far}")
+            log.info(f"{label}: {now - started:.0f} s elapsed (runs {spec.run_time_s} s after start-up){so_far}")
         time.sleep(_POLL_S)
     return exit_code
 
 
-def run_locust(
-    spec: LocustSpec, label: str = "locust", progress: Progress = print, csv_dir: Path | None = None
-) -> LoadOutcome:
+def run_locust(spec: LocustSpec, label: str = "locust", csv_dir: Path | None = None) -> LoadOutcome:
     """One master and ``spec.workers`` workers on loopback (and the remote ones, if any), to completion; the
     judged figures. The CSV files and logs go to a temporary folder, or to ``csv_dir`` (kept) when given."""
     version = locust_version()
     if not spec.payload.is_file():
         raise FileNotFoundError(f"no request body at {spec.payload}")
-    progress(
+    log.info(
         f"{label}: Locust {version}, {spec.users} users on {spec.workers} local + {spec.remote_workers} remote "
         f"workers for {spec.run_time_s} s "
         f"against {spec.url}"
@@ -194,23 +190,23 @@ def run_locust(
         prefix = folder / "run"
         port = spec.master_port or free_port()
         if spec.remote_workers:
-            progress(
+            log.info(
                 f"{label}: waiting up to {spec.workers_wait_s} s for {spec.remote_workers} remote workers "
                 f"(--master-port {port})"
             )
         processes: list[subprocess.Popen[bytes]] = []
         try:
-            with (folder / "master.log").open("wb") as log:
+            with (folder / "master.log").open("wb") as output:
                 master = subprocess.Popen(
-                    master_command(spec, port, prefix), stdout=log, stderr=subprocess.STDOUT, env=env
+                    master_command(spec, port, prefix), stdout=output, stderr=subprocess.STDOUT, env=env
                 )
             processes.append(master)
             for index in range(spec.workers):
-                with (folder / f"worker-{index}.log").open("wb") as log:
+                with (folder / f"worker-{index}.log").open("wb") as output:
                     processes.append(
-                        subprocess.Popen(worker_command(port), stdout=log, stderr=subprocess.STDOUT, env=env)
+                        subprocess.Popen(worker_command(port), stdout=output, stderr=subprocess.STDOUT, env=env)
                     )
-            exit_code = _wait_for_master(master, spec, Path(f"{prefix}_stats_history.csv"), label, progress)
+            exit_code = _wait_for_master(master, spec, Path(f"{prefix}_stats_history.csv"), label)
         finally:
             _end(processes)
         log_tail = _read(folder / "master.log")[-3000:]
@@ -227,7 +223,7 @@ def run_locust(
             log_tail,
         )
     if outcome.report is not None:
-        progress(
+        log.info(
             f"{label}: {outcome.report.complete} requests, {outcome.report.rps:.1f} req/s, "
             f"p50 {outcome.report.latency_ms['p50']:.0f} ms, p99 {outcome.report.latency_ms['p99']:.0f} ms"
         )

@@ -7,17 +7,17 @@ fixed rate; with ``--latency-correction`` each latency counts from the scheduled
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from model_serving.docker.wheels import cache_dir
 from model_serving.load.oha_parser import OhaParseError, OpenLoopReport, parse_oha_json
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 # Beyond the run itself: oha's start, the last requests' timeouts, and a busy machine.
 _WALL_CLOCK_MARGIN_S = 30.0
@@ -144,12 +144,12 @@ def judge_oha_run(
     return OpenLoopOutcome(report, "; ".join(problems) or None, exit_code)
 
 
-def run_oha(spec: OpenLoopSpec, label: str = "oha", progress: Progress = print) -> OpenLoopOutcome:
+def run_oha(spec: OpenLoopSpec, label: str = "oha") -> OpenLoopOutcome:
     """Run oha to completion at a fixed arrival rate; the whole run is stopped (and judged a failure) when it
     outlasts its schedule by more than the request timeout plus a margin."""
     command = oha_command(find_oha(), spec)
     length = f"{spec.duration_s:g} s" if spec.duration_s is not None else f"{spec.requests} requests"
-    progress(
+    log.info(
         f"{label}: {spec.rate_per_s:g} requests/s for {length}, at most {spec.concurrency} in flight "
         f"(~{spec.scheduled_s:.0f} s)"
     )

@@ -10,6 +10,7 @@ the service while it is measured. What needs only the service's URL (warm-up, ab
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from model_serving.metrics.thread_cpu import ThreadCpu, ThreadTime, cpu_per_requ
 from model_serving.perf.endpoint import Endpoint
 from model_serving.services import SERVICES
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 _BENCH_IMAGE_PATH = "/bench-payload.jpg"
 # The bench of a service that serves the optimized graph also times its two halves (artifacts.SPLIT_FILES),
@@ -140,7 +141,7 @@ def warm_up_at_concurrency(service: Endpoint, body_path: Path, concurrency: int)
     fresh start also pays for the working set of 50 connections (buffers, heap growth, page faults); rust-onnx-
     serving measured 112 req/s without this and 122 with it (2026-12-02, fresh containers, interleaved)."""
     outcome = run_ab(
-        f"{service.base_url}/predict/", body_path, 2 * concurrency, concurrency, service.service, lambda _: None
+        f"{service.base_url}/predict/", body_path, 2 * concurrency, concurrency, service.service, quiet=True
     )
     if not outcome.ok:
         raise MeasurementError(f"{service.service}: the warm-up at c={concurrency} failed: {outcome.failure}")
@@ -159,10 +160,10 @@ def scrape(service: Endpoint) -> Scrape:
     return parse_scrape(response.text, service.service)
 
 
-def staged_ab(service: Endpoint, body_path: Path, requests: int, concurrency: int, progress: Progress) -> StagedRun:
+def staged_ab(service: Endpoint, body_path: Path, requests: int, concurrency: int) -> StagedRun:
     """ab between two scrapes of ``/metrics``: the stages of exactly the run's requests."""
     before = scrape(service)
-    outcome = run_ab(f"{service.base_url}/predict/", body_path, requests, concurrency, service.service, progress)
+    outcome = run_ab(f"{service.base_url}/predict/", body_path, requests, concurrency, service.service)
     run = scrape(service).minus(before)
     return StagedRun(outcome, stage_figures(run), dict(run.responses))
 
@@ -204,7 +205,6 @@ def load_with_stages(
     requests: int,
     concurrency: int,
     warmup_requests: int,
-    progress: Progress,
     requests_c1: int = 0,
     sampling: Callable[[], AbstractContextManager[ResourceSamples]] | None = None,
 ) -> LoadMeasurement:
@@ -212,7 +212,7 @@ def load_with_stages(
     (``sampling`` collects resources around the run: none without it; CPU per thread where the suite started the
     service), then a short run at c=1."""
     health = httpx.get(f"{service.base_url}/", timeout=10).json()
-    progress(
+    log.info(
         f"{service.service}: warming up with {warmup_requests} requests, then {2 * concurrency} at c={concurrency}"
     )
     warm_up(service, body_path.read_bytes(), warmup_requests)
@@ -220,7 +220,7 @@ def load_with_stages(
     with (sampling or (lambda: nullcontext(ResourceSamples())))() as resources:
         loaded, thread_cpu, unavailable = thread_cpu_over(
             service_threads(service),
-            lambda: staged_ab(service, body_path, requests, concurrency, progress),
+            lambda: staged_ab(service, body_path, requests, concurrency),
             lambda staged: staged.outcome,
         )
     measurement = LoadMeasurement(
@@ -233,8 +233,8 @@ def load_with_stages(
         thread_cpu_unavailable=unavailable,
     )
     if loaded.outcome.ok and requests_c1 > 0:
-        progress(f"{service.service}: {requests_c1} requests at c=1, for where the time goes")
-        measurement.at_c1 = staged_ab(service, body_path, requests_c1, 1, progress)
+        log.info(f"{service.service}: {requests_c1} requests at c=1, for where the time goes")
+        measurement.at_c1 = staged_ab(service, body_path, requests_c1, 1)
     return measurement
 
 
@@ -279,7 +279,6 @@ def measure_load(
     concurrency: int,
     warmup_requests: int,
     in_process_seconds: float,
-    progress: Progress,
     requests_c1: int = 0,
     split: tuple[bytes, bytes] | None = None,
 ) -> LoadMeasurement:
@@ -293,13 +292,12 @@ def measure_load(
             requests,
             concurrency,
             warmup_requests,
-            progress,
             requests_c1,
             lambda: sample_resources(container),
         )
         if not measurement.outcome.ok:
             return measurement
-        progress(f"{service}: in-process limit and stages, one thread, {in_process_seconds:.0f} s")
+        log.info(f"{service}: in-process limit and stages, one thread, {in_process_seconds:.0f} s")
         detail = in_process_rate(running, jpeg, in_process_seconds, split)
         measurement.in_process_rps, measurement.in_process_detail = detail["rps"], detail
     return measurement
@@ -314,7 +312,6 @@ def measure_memory_over_requests(
     batches: int,
     concurrency: int,
     warmup_requests: int,
-    progress: Progress,
 ) -> MemoryOverRequests:
     """One container: warm-up, then ``requests`` in ``batches`` ab runs, memory read at rest after each.
 
@@ -334,11 +331,11 @@ def measure_memory_over_requests(
                 result.failure = f"{service}: the engine reported no memory usage"
                 return result
             result.points.append((served, round(memory, 1)))
-            progress(f"{service}: {memory:.1f} MB at rest after {served} requests")
+            log.info(f"{service}: {memory:.1f} MB at rest after {served} requests")
             if batch == batches:
                 break
             size = requests // batches + (1 if batch < requests % batches else 0)
-            outcome = run_ab(f"{running.base_url}/predict/", body_path, size, concurrency, service, progress)
+            outcome = run_ab(f"{running.base_url}/predict/", body_path, size, concurrency, service)
             if not outcome.ok:
                 result.failure = outcome.failure
                 return result

@@ -7,7 +7,8 @@ equally hard, whatever its speed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from model_serving.load.oha_parser import OpenLoopReport
 from model_serving.load.oha_runner import OpenLoopSpec, run_oha
 from model_serving.perf.endpoint import Endpoint
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class OpenLoopPoint:
 
 
 def open_loop_run(
-    service: Endpoint, body_path: Path, rate: float, settings: OpenLoopSettings, label: str, progress: Progress
+    service: Endpoint, body_path: Path, rate: float, settings: OpenLoopSettings, label: str
 ) -> tuple[OpenLoopReport | None, str | None]:
     spec = OpenLoopSpec(
         f"{service.base_url}/predict/",
@@ -47,7 +48,7 @@ def open_loop_run(
         duration_s=settings.duration_s,
         timeout_s=settings.timeout_s,
     )
-    outcome = run_oha(spec, label, progress)
+    outcome = run_oha(spec, label)
     return outcome.report, outcome.failure
 
 
@@ -57,7 +58,6 @@ def run_open_loop(
     best_rps: Mapping[str, float],
     fractions: Sequence[float],
     settings: OpenLoopSettings,
-    progress: Progress,
 ) -> dict[str, list[OpenLoopPoint]]:
     """Each service at each fraction of its best req/s, the services taking turns at each fraction."""
     points: dict[str, list[OpenLoopPoint]] = {name: [] for name in running if name in best_rps}
@@ -65,11 +65,11 @@ def run_open_loop(
         for name in points:
             rate = round(fraction * best_rps[name], 2)
             report, failure = open_loop_run(
-                running[name], body_path, rate, settings, f"{name} open loop at {fraction:g} × best", progress
+                running[name], body_path, rate, settings, f"{name} open loop at {fraction:g} × best"
             )
             points[name].append(OpenLoopPoint(rate, fraction, report, failure))
             if report is not None and report.latency is not None:
-                progress(
+                log.info(
                     f"{name}: {report.achieved_rate_per_s:.1f} of {rate:g} req/s, corrected p99 "
                     f"{report.latency.p99_ms:.0f} ms" + (f" ({failure})" if failure else "")
                 )
@@ -83,20 +83,17 @@ def run_capacity(
     slo_ms: float,
     steps: int,
     settings: OpenLoopSettings,
-    progress: Progress,
     span: tuple[float, float] = (0.3, 1.2),
 ) -> Capacity:
     """The highest arrival rate in ``span`` × best whose run the service carries (curves.meets_bound: it keeps up
     and its corrected p99 stays within ``slo_ms``); a run with failed requests misses the bound."""
 
     def probe(rate: float) -> Probe:
-        report, failure = open_loop_run(
-            service, body_path, rate, settings, f"{service.service} capacity probe", progress
-        )
+        report, failure = open_loop_run(service, body_path, rate, settings, f"{service.service} capacity probe")
         achieved = report.achieved_rate_per_s if report else None
         p99 = report.latency.p99_ms if report and report.latency else None
         met = failure is None and meets_bound(rate, achieved, p99, slo_ms)
-        progress(
+        log.info(
             f"{service.service}: {rate:g} req/s asked, {achieved or 0:.1f} carried, p99 "
             + (f"{p99:.0f} ms" if p99 is not None else "–")
             + (" (met)" if met else f" (missed{': ' + failure if failure else ''})")

@@ -8,6 +8,7 @@ has its own CPU limit, and an idle service takes next to no CPU, so the measured
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from model_serving.metrics.thread_cpu import ROLES, ThreadCpu
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import warm_up, warm_up_at_concurrency
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -102,7 +103,6 @@ def side_by_side(
     body_path: Path,
     concurrency: int,
     warmup_requests: int,
-    progress: Progress,
     on_ready: Callable[[str, RunningService], None] | None = None,
 ) -> Iterator[dict[str, RunningService]]:
     """Every target started under ``cpus`` and warmed up (``on_ready`` sees each once it is warm); all
@@ -111,7 +111,7 @@ def side_by_side(
     with ExitStack() as stack:
         running: dict[str, RunningService] = {}
         for label, target in targets.items():
-            progress(f"{label}: starting and warming up at {cpus} CPU")
+            log.info(f"{label}: starting and warming up at {cpus} CPU")
             running[label] = stack.enter_context(run_service(target.service, target.image, cpus, target.env))
             warm_up(running[label], body, warmup_requests)
             warm_up_at_concurrency(running[label], body_path, concurrency)
@@ -128,12 +128,11 @@ def run_rounds(
     concurrency: int,
     rounds: int,
     warmup_requests: int,
-    progress: Progress,
     on_ready: Callable[[str, RunningService], None] | None = None,
 ) -> Rounds:
     """The targets side by side, then ``rounds`` rounds of ``ab -n requests -c concurrency`` against each."""
-    with side_by_side(targets, cpus, body_path, concurrency, warmup_requests, progress, on_ready) as running:
-        return rounds_on(running, body_path, requests, concurrency, rounds, progress)
+    with side_by_side(targets, cpus, body_path, concurrency, warmup_requests, on_ready) as running:
+        return rounds_on(running, body_path, requests, concurrency, rounds)
 
 
 def load_round(
@@ -145,11 +144,10 @@ def load_round(
     concurrency: int,
     index: int,
     rounds: int,
-    progress: Progress,
 ) -> LoadOutcome:
     """Round ``index`` (of ``rounds``) for one target: ab against it, kept in ``measured``."""
-    progress(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency}")
-    outcome = run_ab(f"{running[label].base_url}/predict/", body_path, requests, concurrency, label, progress)
+    log.info(f"{label}: round {index + 1}/{rounds}, ab -n {requests} -c {concurrency}")
+    outcome = run_ab(f"{running[label].base_url}/predict/", body_path, requests, concurrency, label)
     measured.record(label, outcome, index)
     return outcome
 
@@ -160,7 +158,6 @@ def rounds_on(
     requests: int,
     concurrency: int,
     rounds: int,
-    progress: Progress,
 ) -> Rounds:
     """``rounds`` rounds of ``ab -n requests -c concurrency`` against each of the ``running`` services in turn."""
     measured = Rounds({label: [] for label in running})
@@ -168,8 +165,8 @@ def rounds_on(
         for label in rotated(list(running), index):
             if label in measured.failures:
                 continue
-            load_round(measured, running, label, body_path, requests, concurrency, index, rounds, progress)
-        progress(
+            load_round(measured, running, label, body_path, requests, concurrency, index, rounds)
+        log.info(
             f"round {index + 1}/{rounds}: "
             + ", ".join(
                 f"{label} {measured.reports[label][-1].rps:.1f} req/s"

@@ -7,7 +7,8 @@ report names those figures per service.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -49,7 +50,7 @@ from model_serving.report.store import new_run_id, save_report
 from model_serving.usual.build import USUAL, UsualUnavailable, build_usual_image
 from model_serving.usual.compare import UsualComparison, compare_with_usual
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 NO_SPLIT_GRAPH = (
     "the artifacts have no preprocessing and network halves (a prebuilt ONNX model was given): the in-process"
@@ -64,7 +65,6 @@ class PerfRun:
     reports_dir: Path
     jpeg: Path
     body: Path
-    progress: Progress
     results: dict[str, ServiceResults] = field(default_factory=dict)
     report_folder: Path | None = None  # where write_report saved the report (once, at the end of the run)
     # What was measured with the services side by side (one measurement of them all, perf/rounds.side_by_side).
@@ -84,7 +84,7 @@ class PerfRun:
             elif self.model_dir is None:
                 raise ValueError("a run without targets needs the model's artifact folder")
             else:
-                self.results[service] = ServiceResults(build_service_image(service, self.model_dir, self.progress))
+                self.results[service] = ServiceResults(build_service_image(service, self.model_dir))
         return self.results[service]
 
     def _image(self, service: str) -> BuiltImage:
@@ -111,18 +111,17 @@ class PerfRun:
         profile = self.config.profile
         if service in self.targets:
             target = self.targets[service]
-            self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {target.base_url}")
+            log.info(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {target.base_url}")
             results.load = load_with_stages(
                 target,
                 self.body,
                 profile.requests,
                 profile.concurrency,
                 profile.warmup_requests,
-                self.progress,
                 profile.requests_c1,
             )
             return results.load
-        self.progress(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {profile.cpus} CPU")
+        log.info(f"{service}: ab -n {profile.requests} -c {profile.concurrency} at {profile.cpus} CPU")
         if self._split_graph is None and service in SPLIT_BENCH_SERVICES:
             results.unavailable["in_process_stages_ms"] = NO_SPLIT_GRAPH
         results.load = measure_load(
@@ -135,7 +134,6 @@ class PerfRun:
             profile.concurrency,
             profile.warmup_requests,
             profile.in_process_seconds,
-            self.progress,
             profile.requests_c1,
             self._split_graph,
         )
@@ -167,12 +165,10 @@ class PerfRun:
             chosen = {name: self.targets[name] for name in self.config.services}
             for name in chosen:
                 self.results_for(name)
-            yield warmed_up(chosen, self.body, profile.concurrency, profile.warmup_requests, self.progress)
+            yield warmed_up(chosen, self.body, profile.concurrency, profile.warmup_requests)
             return
         targets = {name: Target(name, self._image(name).tag) for name in self.config.services}
-        with side_by_side(
-            targets, profile.cpus, self.body, profile.concurrency, profile.warmup_requests, self.progress
-        ) as running:
+        with side_by_side(targets, profile.cpus, self.body, profile.concurrency, profile.warmup_requests) as running:
             yield running
 
     def load_round(self, running: Mapping[str, Endpoint], name: str, index: int) -> LoadOutcome:
@@ -193,7 +189,6 @@ class PerfRun:
                 profile.concurrency,
                 index,
                 profile.rounds,
-                self.progress,
             ),
             lambda outcome: outcome,
         )
@@ -208,11 +203,11 @@ class PerfRun:
         service = running[name]
         if self.together.rounds is None or seconds <= 0 or not isinstance(service, RunningService):
             return None
-        self.progress(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
+        log.info(f"{name}: round {index + 1}, in-process limit in its container, one thread, {seconds:.0f} s")
         try:
             limit: float | None = in_process_rate(service, self._jpeg_bytes, seconds)["rps"]
         except MeasurementError as error:
-            self.progress(f"{name}: round {index + 1}: {error}")
+            log.warning(f"{name}: round {index + 1}: {error}")
             limit = None
         self.together.rounds.record_limit(name, limit)
         return limit
@@ -222,10 +217,8 @@ class PerfRun:
 
     def concurrency_sweep(self, running: Mapping[str, Endpoint]) -> dict[str, list[SweepPoint]]:
         profile = self.config.profile
-        self.progress(f"concurrency sweep: c = {', '.join(map(str, profile.sweep_concurrency))}")
-        self.together.sweep = run_sweep(
-            running, self.body, profile.sweep_concurrency, profile.sweep_requests, self.progress
-        )
+        log.info(f"concurrency sweep: c = {', '.join(map(str, profile.sweep_concurrency))}")
+        self.together.sweep = run_sweep(running, self.body, profile.sweep_concurrency, profile.sweep_requests)
         return self.together.sweep
 
     def best_rps(self) -> dict[str, float]:
@@ -245,16 +238,16 @@ class PerfRun:
 
     def open_loop_runs(self, running: Mapping[str, Endpoint]) -> dict[str, list[OpenLoopPoint]]:
         profile = self.config.profile
-        self.progress(f"open loop: {', '.join(f'{f:g}' for f in profile.open_loop_fractions)} × best req/s")
+        log.info(f"open loop: {', '.join(f'{f:g}' for f in profile.open_loop_fractions)} × best req/s")
         self.together.open_loop = run_open_loop(
-            running, self.body, self.best_rps(), profile.open_loop_fractions, self._open_loop_settings(), self.progress
+            running, self.body, self.best_rps(), profile.open_loop_fractions, self._open_loop_settings()
         )
         return self.together.open_loop
 
     def capacity_under_bound(self, running: Mapping[str, Endpoint], name: str) -> Capacity:
         profile = self.config.profile
         best = self.best_rps()[name]
-        self.progress(
+        log.info(
             f"{name}: capacity with p99 ≤ {profile.slo_ms:g} ms, {profile.capacity_steps} probes in "
             f"[0.3, 1.2] × {best:.1f} req/s"
         )
@@ -265,14 +258,13 @@ class PerfRun:
             profile.slo_ms,
             profile.capacity_steps,
             self._open_loop_settings(),
-            self.progress,
         )
         return self.together.capacity[name]
 
     def payload_sizes(self, running: Mapping[str, Endpoint]) -> dict[str, list[SizePoint]]:
         profile = self.config.profile
         payloads = [(w, h, sized_payload_paths(w, h)[1]) for w, h in profile.payload_sizes]
-        self.together.sizes = run_sizes(running, payloads, profile.size_requests, profile.concurrency, self.progress)
+        self.together.sizes = run_sizes(running, payloads, profile.size_requests, profile.concurrency)
         return self.together.sizes
 
     def load_held(self, service: str) -> LoadOutcome:
@@ -281,18 +273,18 @@ class PerfRun:
         profile = self.config.profile
         concurrency = profile.held_concurrency
         requests = max(profile.requests, concurrency * 2)
-        self.progress(f"{service}: load held? ab -n {requests} -c {concurrency}")
+        log.info(f"{service}: load held? ab -n {requests} -c {concurrency}")
         if service in self.targets:
             url = f"{self.targets[service].base_url}/predict/"
-            return run_ab(url, self.body, requests, concurrency, service, self.progress, 120)
+            return run_ab(url, self.body, requests, concurrency, service, 120)
         with run_service(service, self._image(service).tag, profile.cpus) as running:
-            return run_ab(f"{running.base_url}/predict/", self.body, requests, concurrency, service, self.progress, 120)
+            return run_ab(f"{running.base_url}/predict/", self.body, requests, concurrency, service, 120)
 
     def memory_over_requests(self, service: str) -> MemoryOverRequests:
         self._needs_containers("memory_over_requests")
         results = self.results_for(service)
         profile = self.config.profile
-        self.progress(
+        log.info(
             f"{service}: memory over {profile.memory_requests} requests "
             f"({profile.memory_batches} batches, c={profile.concurrency})"
         )
@@ -305,7 +297,6 @@ class PerfRun:
             profile.memory_batches,
             profile.concurrency,
             profile.warmup_requests,
-            self.progress,
         )
         return results.memory_over_requests
 
@@ -315,7 +306,7 @@ class PerfRun:
         results, image = self.results_for(service), self._image(service)
         assert self.model_dir is not None  # set whenever the suite builds the images
         try:
-            usual = build_usual_image(service, self.model_dir, self.progress, image)
+            usual = build_usual_image(service, self.model_dir, image)
         except UsualUnavailable as reason:
             # Recorded, so that the over_usual thresholds say why they have no figure (perf/thresholds).
             results.unavailable["against_usual"] = str(reason)
@@ -333,7 +324,6 @@ class PerfRun:
             profile.concurrency,
             profile.usual_rounds,
             profile.warmup_requests,
-            self.progress,
         )
         return results.against_usual
 
@@ -357,7 +347,7 @@ class PerfRun:
             raise RuntimeError(f"the report of run {self.run_id} is already written to {self.report_folder}")
         report = self.build_report()
         self.report_folder = save_report(report, self.reports_dir)
-        self.progress(f"report written to {self.report_folder}")
+        log.info(f"report written to {self.report_folder}")
         return report
 
     def _model(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ resizes; production traffic is a mix of sizes, so one size's figure is not the w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.measure import StageFigures, staged_ab
 from model_serving.perf.rounds import rotated
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
@@ -47,15 +48,14 @@ def run_sizes(
     payloads: Sequence[tuple[int, int, Path]],
     requests: int,
     concurrency: int,
-    progress: Progress,
 ) -> dict[str, list[SizePoint]]:
     """For each (width, height, request body) ab against each service in turn, its stages scraped around it."""
     points: dict[str, list[SizePoint]] = {name: [] for name in running}
     for index, (width, height, body_path) in enumerate(payloads):
         size = body_path.stat().st_size
         for name in rotated(list(running), index):
-            progress(f"{name}: payload {width}×{height} ({size / 1e3:.0f} KB body), ab -n {requests} -c {concurrency}")
-            run = staged_ab(running[name], body_path, requests, concurrency, progress)
+            log.info(f"{name}: payload {width}×{height} ({size / 1e3:.0f} KB body), ab -n {requests} -c {concurrency}")
+            run = staged_ab(running[name], body_path, requests, concurrency)
             report = run.outcome.report
             points[name].append(
                 SizePoint(width, height, size, report.rps if report else None, run.stages_ms, run.outcome.failure)

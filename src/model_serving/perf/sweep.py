@@ -4,7 +4,8 @@ model_serving.curves) is the concurrency a service needs; latency beyond it is q
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from model_serving.load.ab_runner import run_ab
 from model_serving.perf.endpoint import Endpoint
 from model_serving.perf.rounds import rotated
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,14 @@ def run_sweep(
     body_path: Path,
     concurrencies: Sequence[int],
     requests: int,
-    progress: Progress,
 ) -> dict[str, list[SweepPoint]]:
     """ab at each concurrency for each service; a level that fails for one service does not stop the others."""
     points: dict[str, list[SweepPoint]] = {name: [] for name in running}
     for index, concurrency in enumerate(concurrencies):
         n = level_requests(requests, concurrency)
         for name in rotated(list(running), index):
-            progress(f"{name}: sweep c={concurrency}, ab -n {n}")
-            outcome = run_ab(f"{running[name].base_url}/predict/", body_path, n, concurrency, name, progress)
+            log.info(f"{name}: sweep c={concurrency}, ab -n {n}")
+            outcome = run_ab(f"{running[name].base_url}/predict/", body_path, n, concurrency, name)
             report = outcome.report
             points[name].append(
                 SweepPoint(
@@ -68,7 +68,7 @@ def run_sweep(
                     outcome.failure,
                 )
             )
-        progress(
+        log.info(
             f"sweep c={concurrency}: "
             + ", ".join(
                 f"{name} {p[-1].rps:.1f} req/s" if p[-1].rps else f"{name} failed" for name, p in points.items()

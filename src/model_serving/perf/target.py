@@ -8,7 +8,8 @@ recorded per service as not available, with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import httpx
 
 from model_serving.perf.measure import warm_up, warm_up_at_concurrency
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 _NOT_STARTED = "--target: the service was not started by the suite"
 #: The service section's fields a ``--target`` run cannot fill, and why (report.json ``services.<name>.unavailable``).
@@ -122,13 +123,13 @@ def common_model_id(targets: Mapping[str, TargetService]) -> str | None:
 
 
 def warmed_up(
-    targets: Mapping[str, TargetService], body_path: Path, concurrency: int, warmup_requests: int, progress: Progress
+    targets: Mapping[str, TargetService], body_path: Path, concurrency: int, warmup_requests: int
 ) -> dict[str, TargetService]:
     """The targets, each warmed up as the suite warms its own containers (requests one at a time, then 2 × c at c),
     for the measurements that interleave them."""
     body = body_path.read_bytes()
     for name, target in targets.items():
-        progress(f"{name}: warming up at {target.base_url} (--target: as found, not started by the suite)")
+        log.info(f"{name}: warming up at {target.base_url} (--target: as found, not started by the suite)")
         warm_up(target, body, warmup_requests)
         warm_up_at_concurrency(target, body_path, concurrency)
     return dict(targets)

@@ -6,7 +6,7 @@
 
 from model_serving.sources.credentials import GcsAuth, resolve_gcs_auth
 from model_serving.sources.errors import ModelSourceError
-from model_serving.sources.gcs import FetchedObject, Progress, fetch_gcs_object
+from model_serving.sources.gcs import FetchedObject, fetch_gcs_object
 from model_serving.sources.resolve import ResolvedSource, resolve_model_uri
 from model_serving.sources.uri import GcsUri, LocalUri, ModelUri, parse_model_uri
 
@@ -17,7 +17,6 @@ __all__ = [
     "LocalUri",
     "ModelSourceError",
     "ModelUri",
-    "Progress",
     "ResolvedSource",
     "fetch_gcs_object",
     "parse_model_uri",

@@ -12,9 +12,10 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ from model_serving.sources.credentials import ACCESS_TOKEN, HOW_TO_AUTHENTICATE,
 from model_serving.sources.errors import ModelSourceError
 from model_serving.sources.uri import GcsUri, parse_model_uri
 
-Progress = Callable[[str], None]
+log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_DEADLINE_S = 60.0  # how long transient failures (connection refused, 5xx, 429) are retried
 DEFAULT_TIMEOUT_S = 60.0  # per request (connect and read)
@@ -70,7 +71,6 @@ def fetch_gcs_object(
     bucket: str,
     name: str,
     cache_dir: Path,
-    progress: Progress | None = None,
     *,
     auth: GcsAuth | None = None,
     retry_deadline: float = DEFAULT_RETRY_DEADLINE_S,
@@ -81,7 +81,6 @@ def fetch_gcs_object(
 
     ``auth`` defaults to :func:`resolve_gcs_auth`.
     """
-    progress = progress or _quiet
     auth = resolve_gcs_auth() if auth is None else auth
     gcs_uri = GcsUri(bucket, name)
     if parse_model_uri(str(gcs_uri)) != gcs_uri:  # the names become cache paths: the same rules as URIs
@@ -106,9 +105,9 @@ def fetch_gcs_object(
                 downloaded=False,
             )
             if _cached_file_matches(fetched):
-                progress(f"using cached {uri} (generation {fetched.generation}, {_size(fetched.size)}): {fetched.path}")
+                log.info(f"using cached {uri} (generation {fetched.generation}, {_size(fetched.size)}): {fetched.path}")
                 return fetched
-            progress(f"downloading {uri} (generation {fetched.generation}, {_size(fetched.size)})")
+            log.info(f"downloading {uri} (generation {fetched.generation}, {_size(fetched.size)})")
             try:
                 _download(blob, fetched, timeout=timeout, retry=retry)
             except api_exceptions.PreconditionFailed:
@@ -116,15 +115,11 @@ def fetch_gcs_object(
                     raise ModelSourceError(
                         f"{uri} was replaced {_ATTEMPTS} times while being downloaded; try again when it is stable"
                     ) from None
-                progress(f"{uri} was replaced during the download; looking up its new generation")
+                log.info(f"{uri} was replaced during the download; looking up its new generation")
                 continue
-            progress(f"downloaded {uri} to {fetched.path}")
+            log.info(f"downloaded {uri} to {fetched.path}")
             return dataclasses.replace(fetched, downloaded=True)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _quiet(message: str) -> None:
-    del message
 
 
 def _size(size: int) -> str:

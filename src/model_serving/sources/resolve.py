@@ -10,7 +10,7 @@ from typing import Any, Literal
 from model_core.manifest import sha256_file
 from model_serving.docker.wheels import cache_dir as default_cache_dir
 from model_serving.sources.errors import ModelSourceError
-from model_serving.sources.gcs import Progress, fetch_gcs_object
+from model_serving.sources.gcs import fetch_gcs_object
 from model_serving.sources.uri import GcsUri, parse_model_uri
 
 
@@ -34,15 +34,13 @@ class ResolvedSource:
         return {"kind": "gcs", "uri": self.uri, "generation": self.generation, "sha256": self.sha256}
 
 
-def resolve_model_uri(uri: str, *, cache_dir: Path | None = None, progress: Progress | None = None) -> ResolvedSource:
+def resolve_model_uri(uri: str, *, cache_dir: Path | None = None) -> ResolvedSource:
     """The local file behind ``uri`` (a path, ``file:///...`` or ``gs://bucket/object``), downloading ``gs://``
     objects into ``cache_dir`` (default: the project's cache, ``$MODEL_SERVING_CACHE_DIR`` or
     ``~/.cache/model-serving``, under ``gcs/``). :class:`ModelSourceError` when it cannot be had."""
     parsed = parse_model_uri(uri)
     if isinstance(parsed, GcsUri):
-        fetched = fetch_gcs_object(
-            parsed.bucket, parsed.name, default_cache_dir() if cache_dir is None else cache_dir, progress
-        )
+        fetched = fetch_gcs_object(parsed.bucket, parsed.name, default_cache_dir() if cache_dir is None else cache_dir)
         return ResolvedSource(kind="gcs", uri=fetched.uri, path=fetched.path, generation=fetched.generation)
     path = parsed.path.absolute()
     if not path.exists():

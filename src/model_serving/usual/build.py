@@ -9,7 +9,6 @@ network sub-graph.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +28,6 @@ from model_serving.docker.engine import client
 from model_serving.docker.wheels import ensure_wheels
 from model_serving.services import REPOSITORY_ROOT, SERVICES
 from model_serving.usual.graph import USUAL_GRAPH_NAME, usual_graph
-
-Progress = Callable[[str], None]
 
 USUAL_DIR = REPOSITORY_ROOT / "usual"
 
@@ -86,9 +83,7 @@ def write_usual_graph(model_dir: Path, manifest: dict[str, Any], target: Path) -
     onnx.save(usual_graph(network), str(target))
 
 
-def build_usual_image(
-    strategy: str, model_dir: Path, progress: Progress = print, service_image: BuiltImage | None = None
-) -> BuiltImage:
+def build_usual_image(strategy: str, model_dir: Path, service_image: BuiltImage | None = None) -> BuiltImage:
     """The image of the usual implementation of ``strategy`` (a service name), built unless its hash is tagged.
 
     ``service_image``: the suite's image of the strategy, when already built (the Python ones build on it).
@@ -104,14 +99,14 @@ def build_usual_image(
         if spec.usual_graph:
             write_usual_graph(model_dir, manifest, model / USUAL_GRAPH_NAME)
         if spec.kind == "python":
-            base = service_image or build_service_image(strategy, model_dir, progress, tag_latest=False)
+            base = service_image or build_service_image(strategy, model_dir, tag_latest=False)
             base_id, buildargs = base.image_id, {"BASE_IMAGE": base.tag}
             for source in sorted(spec.directory.glob("*.py")):
                 shutil.copy2(source, context / source.name)
         else:
             base_id, buildargs = "scratch", {}
             shutil.copy2(model_dir / "manifest.json", model / "manifest.json")
-            wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt", progress)
-            pack_rust_binary(spec.directory, spec.binary, wheels, context, progress)
+            wheels = ensure_wheels(SERVICES[ORT_WHEEL_SOURCE].directory / "requirements.txt")
+            pack_rust_binary(spec.directory, spec.binary, wheels, context)
         model_id = str(manifest["model_id"])
-        return image_from_context(engine, context, spec.name, base_id, buildargs, model_id, progress)
+        return image_from_context(engine, context, spec.name, base_id, buildargs, model_id)

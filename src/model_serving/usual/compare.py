@@ -13,7 +13,6 @@ anyone deploying it should make. A ratio is the geometric mean of the rounds' pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from model_serving.docker.build import BuiltImage
 from model_serving.docker.containers import RunningService
 from model_serving.perf.rounds import Target, run_rounds
 from model_serving.stats import Interval, ratio_interval
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -66,7 +63,6 @@ def compare_with_usual(
     concurrency: int,
     rounds: int,
     warmup_requests: int,
-    progress: Progress,
 ) -> UsualComparison:
     """``rounds`` rounds of one ab run per side (SIDES), the three containers up throughout; a failed run ends it
     with ``failure`` set."""
@@ -83,7 +79,7 @@ def compare_with_usual(
         with httpx.Client() as client:
             answers[label] = predict_probabilities(running.base_url, jpeg, client)
 
-    measured = run_rounds(targets, cpus, body_path, requests, concurrency, rounds, warmup_requests, progress, ask)
+    measured = run_rounds(targets, cpus, body_path, requests, concurrency, rounds, warmup_requests, ask)
     if measured.failures:
         comparison.failure = "; ".join(f"{label}: {failure}" for label, failure in measured.failures.items())
         return comparison

@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE.parents[1] / "integration"))  # the status server li
 
 from status_server import status_server  # noqa: E402
 
+from model_serving.cli import configure_logging  # noqa: E402
 from model_serving.corpus import benchmark_payload_paths  # noqa: E402
 from model_serving.load.locust_runner import LocustSpec, free_port, locust_version, run_locust  # noqa: E402
 
@@ -62,4 +63,5 @@ def record(service_url: str | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--service", help="base URL of a running service, to record service/")
+    configure_logging()  # the runs' progress lines
     record(parser.parse_args().service)
