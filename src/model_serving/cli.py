@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=URL,...",
         help="e.g. onnx-serving=http://127.0.0.1:8080,rust-onnx-serving=http://127.0.0.1:8082 (repeatable)",
     )
-    bench.add_argument("--profile", default="default", help="smoke, default, sizes or upstream (default: %(default)s)")
+    bench.add_argument(
+        "--profile", default="default", help="check, smoke, default, sizes or upstream (default: %(default)s)"
+    )
     bench.add_argument("--reports-dir", type=Path, help="where reports go (default: reports/ under the project)")
     bench.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then more pytest options, e.g. -- --rounds 3")
     bench.set_defaults(run=_bench)

@@ -100,16 +100,10 @@ def test_every_compose_healthcheck_reports_healthy(composed):
 
 # --- pytest -m perf --target, against the compose services ------------------------------------------------------
 
-# Small enough for CI (about two minutes for the three services on 2 cores), large enough for every figure.
+# The check profile: every figure from a few requests (about a minute for the three on 2 cores).
 PERF_ARGS = (
     "--profile",
-    "smoke",
-    "--rounds",
-    "1",
-    "--requests",
-    "100",
-    "--payload-sizes",
-    "320x240",
+    "check",
     "--benchmark-disable",  # nothing saved to .benchmarks
     "-p",
     "no:cacheprovider",

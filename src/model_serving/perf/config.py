@@ -88,6 +88,33 @@ PROFILES = {
         payload_sizes=((320, 240), (1200, 727)),
         size_requests=60,
     ),
+    # Tests of the suite itself: every figure taken, each from a few requests, in about a minute for the three on
+    # 2 cores. The numbers mean nothing; that the report holds them all is what a test run checks.
+    "check": Profile(
+        "check",
+        requests=60,
+        concurrency=8,
+        startup_runs=2,
+        cpus=1.0,
+        in_process_seconds=1.0,
+        warmup_requests=5,
+        held_concurrency=32,
+        memory_requests=60,
+        memory_batches=2,
+        requests_c1=10,
+        usual_rounds=2,
+        usual_requests=30,
+        rounds=1,
+        round_requests=40,
+        round_in_process_seconds=0.5,
+        sweep_concurrency=(1, 4),
+        sweep_requests=16,
+        open_loop_fractions=(0.5,),
+        open_loop_seconds=1.0,
+        capacity_steps=2,
+        payload_sizes=((320, 240),),
+        size_requests=16,
+    ),
     # The README's main job, figures worth comparing: 18–29 minutes on a 2-core machine from cached images, as fast
     # as the machine is at the time (fresh clones: 23:44 at 6 usual rounds of 250 and 8 load rounds of 800; 21:02 and
     # 17:42 at these on 2026-12-02, 27:38 and 28:20 on 2026-12-04 with torch-serving ~30 % slower).
