@@ -86,7 +86,9 @@ def refusing_server(request) -> Iterator[RefusingServer]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), daemon=True
+    )  # shutdown() waits one poll (0.5 s by default)
     thread.start()
     try:
         yield RefusingServer(

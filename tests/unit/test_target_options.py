@@ -86,7 +86,9 @@ class _Answers(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(0.05,), daemon=True
+    )  # shutdown() waits one poll (0.5 s by default)
     thread.start()
     try:
         yield httpd
