@@ -1,5 +1,6 @@
 """Where the time goes, in the running services: ``GET /metrics`` counts exactly what was asked, with one worker and
-with two; ``Server-Timing`` on every ``/predict/`` answer; ``/metrics`` answers while the service is saturated."""
+with two; ``Server-Timing`` on every ``/predict/`` answer; ``/metrics`` answers beside the predictions of a saturated
+service, not after them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from model_serving.services import SERVICE_NAMES
 pytestmark = pytest.mark.integration
 
 _JSON = {"content-type": "application/json"}
+#: A scrape queued behind c=50 predictions would take about one prediction's latency (ratio ~1).
+MAX_SCRAPE_OVER_PREDICTION = 0.5
 #: The stages each service times (torch runs preprocessing and the network apart; ONNX runs one graph).
 STAGES = {
     "torch-serving": {"queue", "parse", "decode", "preprocess", "model", "total"},
@@ -76,7 +79,10 @@ def test_n_predictions_count_n_and_errors_count_under_their_code(read_only_servi
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)
-def test_metrics_answer_within_a_second_while_the_service_holds_c50(services, benchmark_body, tmp_path, name):
+def test_metrics_do_not_queue_behind_predictions_at_c50(services, benchmark_body, tmp_path, name):
+    """A scrape while 50 predictions wait takes a fraction of a prediction's time at that moment: it is answered
+    beside them, not after them (queued, it would take about as long as they do). Relative to the same run's
+    latency, as this machine's speed moves 2-3x from hour to hour."""
     body = tmp_path / "body.json"
     body.write_bytes(benchmark_body)
     service = services[name]
@@ -100,7 +106,12 @@ def test_metrics_answer_within_a_second_while_the_service_holds_c50(services, be
             time.sleep(0.1)
     finally:
         load.join()
-    print(f"\n{name}: /metrics at c=50 took {[f'{s * 1000:.0f} ms' for s in seconds]}, in flight {in_flight}")
-    assert outcome["run"].ok, outcome["run"].failure
+    run = outcome["run"]
+    assert run.ok, run.failure
+    prediction_s = run.report.latency_ms["p50"] / 1000
+    print(
+        f"\n{name}: /metrics at c=50 took {[f'{s * 1000:.0f} ms' for s in seconds]}, in flight {in_flight}; "
+        f"a prediction's median {prediction_s * 1000:.0f} ms"
+    )
     assert len(seconds) == 5, "the service was never seen saturated (in flight ≥ 40) five times"
-    assert max(seconds) < 1.0
+    assert max(seconds) < MAX_SCRAPE_OVER_PREDICTION * prediction_s
