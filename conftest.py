@@ -51,8 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--profile",
         default="default",
-        help="perf profile: check (tests of the suite), smoke, default, sizes (default over five payload sizes) or upstream "
-        "(default: default)",
+        help="perf profile: check (tests of the suite), smoke, default, sizes (default over five payload sizes) "
+        "or upstream (default: default)",
     )
     group.addoption("--requests", type=int, help="ab -n (default: the profile's)")
     group.addoption("--concurrency", type=int, help="ab -c (default: the profile's)")
