@@ -119,10 +119,10 @@ def cpus(request: pytest.FixtureRequest) -> float:
 @pytest.fixture(scope="session")
 def service_images(default_artifacts: Artifacts) -> Iterator[dict]:
     """Every service image, built once per session (or reused when its content hash is unchanged)."""
-    from model_serving.docker.build import build_service_image
+    from model_serving.docker.build import build_service_images
     from model_serving.docker.containers import remove_leftovers
 
-    images = {name: build_service_image(name, default_artifacts.directory) for name in SERVICE_NAMES}
+    images = build_service_images(SERVICE_NAMES, default_artifacts.directory)
     yield images
     # Belt and braces: every fixture removes its own container; this catches anything a crash left behind.
     left = remove_leftovers()

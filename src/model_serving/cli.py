@@ -27,7 +27,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from model_serving.docker.build import build_service_image
+    from model_serving.docker.build import build_service_images
     from model_serving.perf.config import parse_services
 
     try:
@@ -35,8 +35,7 @@ def _build(args: argparse.Namespace) -> int:
     except ValueError as error:
         log.error(str(error))
         return 2
-    for name in chosen:
-        image = build_service_image(name, args.model)
+    for image in build_service_images(chosen, args.model).values():
         print(f"{image.tag}  (also {image.tag.rsplit(':', 1)[0]}:latest, {image.size_mb:.1f} MB)")
     return 0
 

@@ -19,7 +19,7 @@ from storage_emulator import StorageEmulator, run_storage_emulator
 from model_core.errors import ModelError
 from model_core.loading import load_state_dict_file, model_id
 from model_serving.artifacts import Artifacts, ModelSource, export
-from model_serving.docker.build import BuiltImage, build_service_image
+from model_serving.docker.build import BuiltImage, build_service_images
 from model_serving.docker.containers import RunningService, run_service
 from model_serving.model.default import build_default_model
 from model_serving.paths import ARTIFACTS_DIR
@@ -106,7 +106,7 @@ def user_model_images(user_artifacts: Artifacts) -> dict[str, BuiltImage]:
     """The three service images of the user's model: the one set every test that serves a model other than the
     default uses. Built once, and kept like the default model's (found by tag next time); not tagged :latest,
     which is what docker-compose.yaml runs."""
-    return {name: build_service_image(name, user_artifacts.directory, tag_latest=False) for name in SERVICE_NAMES}
+    return build_service_images(SERVICE_NAMES, user_artifacts.directory, tag_latest=False)
 
 
 @pytest.fixture(scope="session")

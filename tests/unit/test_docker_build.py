@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import threading
 from pathlib import Path
 
 import docker
@@ -568,3 +569,31 @@ def test_no_usual_onnx_image_without_the_network_sub_graph(monkeypatch, model_di
     with pytest.raises(usual_build.UsualUnavailable, match="no network sub-graph"):
         usual_build.build_usual_image("onnx-serving", model_dir, service_image=ours)
     assert _contexts_left(cache) == []
+
+
+def test_the_rust_image_is_built_beside_the_python_ones_and_the_python_ones_in_turn(monkeypatch):
+    # Each kind's first build waits for the other's: built one after the other, the barrier would time out.
+    both_started = threading.Barrier(2, timeout=10)
+    calls: list[tuple[str, str, bool]] = []
+
+    def fake(service: str, model_dir: Path, tag_latest: bool = True) -> BuiltImage:
+        if service in ("torch-serving", "rust-onnx-serving"):
+            both_started.wait()
+        calls.append((service, threading.current_thread().name, tag_latest))
+        return BuiltImage(service, f"model-serving/{service}:x", "sha256:x", 1.0, True)
+
+    monkeypatch.setattr(build, "build_service_image", fake)
+    names = ["rust-onnx-serving", "torch-serving", "onnx-serving"]
+    images = build.build_service_images(names, Path("model"), tag_latest=False)
+    assert list(images) == names
+    assert all(images[name].service == name for name in names)
+    thread = {service: name for service, name, _ in calls}
+    assert thread["torch-serving"] == thread["onnx-serving"] != thread["rust-onnx-serving"]
+    assert [service for service, *_ in calls if service != "rust-onnx-serving"] == ["torch-serving", "onnx-serving"]
+    assert not any(tag_latest for *_, tag_latest in calls)
+
+
+def test_building_images_of_an_unknown_service_is_refused_before_any_build(monkeypatch):
+    monkeypatch.setattr(build, "build_service_image", lambda *args, **kwargs: pytest.fail("built"))
+    with pytest.raises(ValueError, match="'tensorflow-serving'; known: torch-serving"):
+        build.build_service_images(["torch-serving", "tensorflow-serving"])
