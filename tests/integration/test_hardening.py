@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 import tarfile
@@ -401,7 +402,9 @@ def _scan_image(image) -> ScanStats:  # type: ignore[no-untyped-def]
         return ScanStats(**{**saved, "findings": [Finding(**f) for f in saved["findings"]]})
     stats = scan_saved_image(io.BufferedReader(_Chunks(image.save(chunk_size=1 << 20)), buffer_size=1 << 20))
     kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_text(json.dumps(asdict(stats)))
+    partial = kept.with_suffix(f".{os.getpid()}.partial")  # renamed whole: a crash leaves no half-written scan
+    partial.write_text(json.dumps(asdict(stats)))
+    partial.replace(kept)
     return stats
 
 
