@@ -64,9 +64,8 @@ def stalling_server(stalls: Stalls = Stalls()) -> Iterator[str]:
     """Serve on 127.0.0.1 at an ephemeral port in a background thread; yields the base URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(stalls, time.monotonic()))
     server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="stalling-server", daemon=True
-    )  # shutdown() waits one poll (0.5 s by default)
+    # Polled every 50 ms: shutdown() waits up to one poll (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="stalling-server", daemon=True)
     thread.start()
     try:
         host, port = server.server_address[:2]

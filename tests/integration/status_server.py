@@ -45,9 +45,8 @@ def status_server(every: int = 0, status: int = 503) -> Iterator[str]:
     """Serve on a free loopback port; yields the base URL (``http://127.0.0.1:PORT``)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(every, status))
     server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), daemon=True
-    )  # shutdown() waits one poll (0.5 s by default)
+    # Polled every 50 ms: shutdown() waits up to one poll (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

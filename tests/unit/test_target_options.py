@@ -86,9 +86,8 @@ class _Answers(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(
-        target=httpd.serve_forever, args=(0.05,), daemon=True
-    )  # shutdown() waits one poll (0.5 s by default)
+    # Polled every 50 ms: shutdown() waits up to one poll (0.5 s by default).
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield httpd
